@@ -1,0 +1,1 @@
+"""Caster simulator, heat files, replay into Kafka, and the embedded broker."""

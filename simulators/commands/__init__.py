@@ -1,0 +1,1 @@
+"""One module per caster-sim subcommand; each defines a click command."""

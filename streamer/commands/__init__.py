@@ -1,0 +1,1 @@
+"""One module per streamer subcommand; each defines a click command."""
