@@ -1,0 +1,1 @@
+"""The caster simulator: per-strand signals, injected defects and hard negatives."""
