@@ -41,6 +41,9 @@ class KafkaSettings(_Section):
     # Static membership (KIP-345): a stable id per replica means a restart within
     # session_timeout_ms does not rebalance the group. Kubernetes: the pod name.
     group_instance_id: str | None = None
+    # Where a group with no committed offset starts; warm-up still refills buffers from
+    # before that point, so "latest" loses no window, it only skips publishing old data.
+    auto_offset_reset: Literal["earliest", "latest"] = "latest"
     readings_topic: str = "caster.readings"
     alerts_topic: str = "caster.alerts"
     dead_letter_topic: str = "caster.readings.dlq"

@@ -1,0 +1,1 @@
+"""alarm: probabilities -> levels with hysteresis, raised/cleared events, suppression."""

@@ -1,0 +1,1 @@
+"""buffer: per-strand ring buffers of the last readings; decides when a window is due."""

@@ -1,0 +1,1 @@
+"""commit: offsets committed only once every derived record is acknowledged."""

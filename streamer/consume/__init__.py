@@ -1,0 +1,1 @@
+"""consume: Kafka consumer, reading decode/validation, warm-up from the log."""

@@ -1,0 +1,1 @@
+"""infer: one inference thread running the model over batched windows."""

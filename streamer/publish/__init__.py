@@ -1,0 +1,1 @@
+"""publish: alerts and dead letters to Kafka, acks=all, delivery futures tracked."""

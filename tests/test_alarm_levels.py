@@ -1,0 +1,60 @@
+"""Levels with hysteresis, raised/cleared events, repeat and instability suppression."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamer.alarm.levels import ALARM, NORMAL, WARNING, WATCH, AlarmStates, unstable_reason
+from streamer.channels import ChannelLayout
+from streamer.config import AlertSettings
+
+TYPES = ("sticker", "crack", "slag")
+
+
+def p(s: float, c: float = 0.0, g: float = 0.0) -> np.ndarray:
+    return np.array([s, c, g])
+
+
+def test_levels_use_thresholds_and_hysteresis() -> None:
+    a = AlarmStates(AlertSettings(), TYPES)
+    seq = [(0.1, NORMAL), (0.5, WATCH), (0.47, WATCH), (0.44, NORMAL), (0.75, WARNING),
+           (0.81, ALARM), (0.78, ALARM), (0.76, ALARM), (0.74, WARNING), (0.0, NORMAL)]
+    for t, (prob, want) in enumerate(seq):
+        assert a.update("s", float(t), p(prob)).levels[0] == want, (t, prob)
+
+
+def test_raise_once_clear_and_suppress_repeats() -> None:
+    a = AlarmStates(AlertSettings(repeat_suppression_s=300), TYPES)
+    assert a.update("s", 0, p(0.9)).events == [(0, "raised")]
+    assert a.update("s", 1, p(0.95)).events == []  # still in alarm: no second raise
+    assert a.update("s", 2, p(0.72)).events == []  # warning: alarm still active
+    assert a.update("s", 3, p(0.3)).events == [(0, "cleared")]
+    d = a.update("s", 100, p(0.9))  # within 5 min of the raise
+    assert d.events == [] and d.suppressed == ["repeat"]
+    assert a.update("s", 101, p(0.2)).events == []  # a suppressed episode is not cleared
+    assert a.update("s", 400, p(0.9)).events == [(0, "raised")]
+    assert a.update("other", 400, p(0.0, 0.9)).events == [(1, "raised")]  # per strand, type
+
+
+def test_unstable_process_suppresses_sticker_only() -> None:
+    a = AlarmStates(AlertSettings(suppress_unstable=True), TYPES)
+    d = a.update("s", 0, p(0.9, 0.9), unstable="level_swing")
+    assert d.suppressed == ["unstable:level_swing"] and d.events == [(1, "raised")]
+
+
+def test_unstable_rules() -> None:
+    ch = ChannelLayout().channels
+    cfg = AlertSettings()
+    w = np.zeros((120, len(ch)), np.float32)
+    w[:, 0] = 1.2
+    assert unstable_reason(w, 120, ch, cfg) is None
+    w2 = w.copy()
+    w2[100:, 1] = 25.0  # level jumps 25 mm
+    assert unstable_reason(w2, 120, ch, cfg) == "level_swing"
+    w3 = w.copy()
+    w3[-1, 0] = 0.1
+    assert unstable_reason(w3, 120, ch, cfg) == "speed_out_of_range"
+    w4 = w.copy()
+    w4[:90, 0] = 0.0  # cast started 30 s ago at 1.2 m/min: 0.6 m cast
+    w4[90:, 0] = 1.2
+    assert unstable_reason(w4, 120, ch, cfg) == "cast_start"
