@@ -1,0 +1,313 @@
+"""Model checkpoints: one file that carries everything needed to run the model.
+
+The file is ``torch.save`` of a plain dict (tensors and JSON-like values only, so it loads
+with ``weights_only=True``: no pickled code runs on load)::
+
+    format_version  int, FORMAT_VERSION
+    model_id        short sha256 hex of config + channels + defect types + window + weights
+    config          the full model config (every default filled in; data.window/channels set)
+    channels        ordered channel names, one per input feature
+    defect_types    names of the logits, in order
+    window          steps per window
+    input_stats     {"mean": [...], "std": [...]} z-score stats (copy of the buffers) or None
+    metadata        training metadata: data_seed, metrics, anything JSON-like
+    state_dict      the weights and buffers
+
+``load_checkpoint`` checks every part and raises :class:`CheckpointError` naming what is
+wrong; it never returns a model with random weights. Writes are atomic (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import numbers
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from streamer.model.lstm import (
+    ModelConfigError,
+    SteelDefectLSTM,
+    default_output_names,
+    validate_config,
+)
+
+FORMAT_VERSION = 1
+_KEYS = (
+    "format_version",
+    "model_id",
+    "config",
+    "channels",
+    "defect_types",
+    "window",
+    "input_stats",
+    "metadata",
+    "state_dict",
+)
+
+
+class CheckpointError(Exception):
+    """A checkpoint cannot be written or used; the message says which part and why."""
+
+
+@dataclass
+class LoadedModel:
+    model: SteelDefectLSTM  # in eval mode
+    config: dict[str, Any]
+    channels: list[str]
+    defect_types: list[str]
+    window: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+    model_id: str = ""
+
+
+def model_id_of(
+    config: dict[str, Any],
+    channels: list[str],
+    defect_types: list[str],
+    window: int,
+    state_dict: dict[str, torch.Tensor],
+) -> str:
+    """Content hash (12 hex digits of sha256) of what determines the model's outputs."""
+    h = hashlib.sha256()
+    head = {"config": config, "channels": channels, "defect_types": defect_types, "window": window}
+    h.update(json.dumps(head, sort_keys=True, separators=(",", ":")).encode())
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().to("cpu").contiguous()
+        h.update(f"\n{name}:{t.dtype}:{list(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
+def _plain(value: Any, where: str) -> Any:
+    """value as JSON-like plain types (what weights_only loading accepts), or CheckpointError."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise CheckpointError(f"{where}: keys must be strings, got {k!r}")
+            out[k] = _plain(v, f"{where}.{k}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if hasattr(value, "item") and getattr(value, "size", None) == 1:  # numpy scalar
+        return _plain(value.item(), where)
+    raise CheckpointError(f"{where}: {type(value).__name__} is not a plain JSON-like value")
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: SteelDefectLSTM,
+    *,
+    channels: list[str] | tuple[str, ...] | None = None,
+    defect_types: list[str] | tuple[str, ...] | None = None,
+    window: int | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> str:
+    """Write the model atomically to ``path``; return its model id.
+
+    channels / window default to the config's ``data`` section; if both are given they must
+    agree. defect_types defaults to the defect type names (3 outputs) or ("defect",) (1).
+    """
+    config = validate_config(model.config)
+    data = config["data"]
+    if channels is None:
+        channels = data["channels"]
+    if channels is None:
+        raise CheckpointError("channels: required (the config's data.channels is not set)")
+    channels = [str(c) for c in channels]
+    if data["channels"] is not None and list(data["channels"]) != channels:
+        raise CheckpointError("channels differ from the config's data.channels")
+    if len(channels) != model.input_size:
+        raise CheckpointError(
+            f"channels: {len(channels)} names for {model.input_size} input features"
+        )
+    if len(set(channels)) != len(channels):
+        raise CheckpointError("channels: duplicate names")
+    window = int(data["window"] if window is None else window)
+    if window < 2:
+        raise CheckpointError(f"window: must be >= 2, got {window}")
+    if defect_types is None:
+        try:
+            defect_types = default_output_names(model.num_outputs)
+        except ValueError as exc:
+            raise CheckpointError(f"defect_types: {exc}") from None
+    defect_types = [str(d) for d in defect_types]
+    if len(defect_types) != model.num_outputs:
+        raise CheckpointError(
+            f"defect_types: {len(defect_types)} names for {model.num_outputs} model outputs"
+        )
+    config["data"]["channels"] = channels
+    config["data"]["window"] = window
+
+    state_dict = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+    input_stats = None
+    if "input_mean" in state_dict:
+        input_stats = {
+            "mean": state_dict["input_mean"].tolist(),
+            "std": state_dict["input_std"].tolist(),
+        }
+    model_id = model_id_of(config, channels, defect_types, window, state_dict)
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "model_id": model_id,
+        "config": config,
+        "channels": channels,
+        "defect_types": defect_types,
+        "window": window,
+        "input_stats": input_stats,
+        "metadata": _plain(metadata or {}, "metadata"),
+        "state_dict": state_dict,
+    }
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return model_id
+
+
+def _read(path: Path, map_location: Any) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: not found")
+    raw = path.read_bytes()
+    try:
+        payload = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        # truncated zip, random bytes, disallowed pickle globals, ...: all "cannot read"
+        text = str(exc).strip()
+        reason = text.splitlines()[0].split(". ")[0][:160] if text else type(exc).__name__
+        raise CheckpointError(
+            f"checkpoint {path}: corrupt, truncated or not a streamer checkpoint ({reason})"
+        ) from None
+    if not isinstance(payload, dict):
+        raise CheckpointError(
+            f"checkpoint {path}: not a streamer checkpoint (top level is not a dict)"
+        )
+    return payload
+
+
+def load_checkpoint(
+    path: str | Path,
+    *,
+    expect_channels: list[str] | tuple[str, ...] | None = None,
+    map_location: str | torch.device = "cpu",
+) -> LoadedModel:
+    """Load, verify and build the model (eval mode); CheckpointError on any problem."""
+    path = Path(path)
+    payload = _read(path, map_location)
+    where = f"checkpoint {path}"
+
+    version = payload.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{where}: format version {version!r}, this streamer reads version {FORMAT_VERSION}"
+        )
+    missing = [k for k in _KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"{where}: missing {', '.join(missing)}")
+    config, channels, defect_types = payload["config"], payload["channels"], payload["defect_types"]
+    window, state_dict, stored_id = payload["window"], payload["state_dict"], payload["model_id"]
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{where}: config is not a mapping")
+    if not (isinstance(channels, list) and all(isinstance(c, str) for c in channels)):
+        raise CheckpointError(f"{where}: channels is not a list of names")
+    if not (isinstance(defect_types, list) and all(isinstance(d, str) for d in defect_types)):
+        raise CheckpointError(f"{where}: defect_types is not a list of names")
+    if not isinstance(window, int) or isinstance(window, bool):
+        raise CheckpointError(f"{where}: window is not an integer")
+    if not (
+        isinstance(state_dict, dict)
+        and all(isinstance(v, torch.Tensor) for v in state_dict.values())
+    ):
+        raise CheckpointError(f"{where}: state_dict is not a mapping of tensors")
+    if not isinstance(payload["metadata"], dict):
+        raise CheckpointError(f"{where}: metadata is not a mapping")
+
+    actual_id = model_id_of(config, channels, defect_types, window, state_dict)
+    if actual_id != stored_id:
+        raise CheckpointError(
+            f"{where}: content hash {actual_id} != stored model id {stored_id!r} "
+            "(weights or config were modified or damaged)"
+        )
+
+    if expect_channels is not None and list(expect_channels) != channels:
+        raise CheckpointError(f"{where}: {_channel_diff(channels, list(expect_channels))}")
+
+    try:
+        model = SteelDefectLSTM(config)
+    except ModelConfigError as exc:
+        raise CheckpointError(f"{where}: config does not build a model: {exc}") from None
+    if config["data"].get("channels") != channels or config["data"].get("window") != window:
+        raise CheckpointError(f"{where}: config data section disagrees with channels/window")
+    if len(defect_types) != model.num_outputs:
+        raise CheckpointError(
+            f"{where}: {len(defect_types)} defect types for {model.num_outputs} model outputs"
+        )
+    try:
+        model.load_state_dict(state_dict, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{where}: weights do not fit the config: {exc}") from None
+    if payload["input_stats"] is not None and "input_mean" in state_dict:
+        stats = payload["input_stats"]
+        if not _close(stats.get("mean"), state_dict["input_mean"]) or not _close(
+            stats.get("std"), state_dict["input_std"]
+        ):
+            raise CheckpointError(f"{where}: input_stats disagree with the model's buffers")
+    model.to(map_location).eval()
+    return LoadedModel(
+        model=model,
+        config=config,
+        channels=channels,
+        defect_types=defect_types,
+        window=window,
+        metadata=payload["metadata"],
+        model_id=stored_id,
+    )
+
+
+def _close(values: Any, tensor: torch.Tensor) -> bool:
+    if not isinstance(values, list) or len(values) != tensor.numel():
+        return False
+    return all(
+        math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(values, tensor.tolist())
+    )
+
+
+def _channel_diff(have: list[str], want: list[str]) -> str:
+    if set(have) == set(want):
+        i = next(i for i, (a, b) in enumerate(zip(have, want)) if a != b)
+        return (
+            f"channel order differs from the expected one: position {i} is {have[i]!r} in the "
+            f"checkpoint, {want[i]!r} expected"
+        )
+    extra = [c for c in have if c not in want]
+    lacking = [c for c in want if c not in have]
+    return (
+        f"channel list differs: checkpoint has {len(have)} channels, expected {len(want)}; "
+        f"only in checkpoint: {extra}; missing from checkpoint: {lacking}"
+    )
