@@ -1,0 +1,110 @@
+"""Inference speed of a model: batch-1 latency and batched windows/s.
+
+Each batch size is warmed up, then timed call by call under ``torch.inference_mode`` (with a
+CUDA synchronise per call on a GPU) until ``min_runs`` calls and ``min_seconds`` have both
+passed. Reported per batch size: median and p99 time per call, and windows/s =
+batch * calls / total time. Inputs are random full windows (no lengths: the unpacked path
+the daemon uses for complete windows).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class SpeedResult:
+    batch: int
+    window: int
+    runs: int
+    median_ms: float
+    p99_ms: float
+    windows_per_s: float
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    """The given device, else CUDA when available, else CPU."""
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    k = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+def benchmark(
+    model: torch.nn.Module,
+    *,
+    window: int,
+    batch_sizes: tuple[int, ...] = (1, 64, 256),
+    device: str | torch.device | None = None,
+    warmup: int = 5,
+    min_runs: int = 20,
+    min_seconds: float = 2.0,
+    max_seconds: float = 20.0,
+    seed: int = 0,
+) -> list[SpeedResult]:
+    """Time the model's forward pass at each batch size; one SpeedResult per batch size."""
+    device = pick_device(str(device) if device is not None else None)
+    model = model.to(device).eval()
+    features = model.input_size
+    gen = torch.Generator().manual_seed(seed)
+    results = []
+    cuda = device.type == "cuda"
+    with torch.inference_mode():
+        for batch in batch_sizes:
+            x = torch.randn(batch, window, features, generator=gen).to(device)
+            for _ in range(warmup):
+                model(x)
+            if cuda:
+                torch.cuda.synchronize(device)
+            times: list[float] = []
+            start = time.perf_counter()
+            while True:
+                t0 = time.perf_counter()
+                model(x)
+                if cuda:
+                    torch.cuda.synchronize(device)
+                times.append(time.perf_counter() - t0)
+                spent = time.perf_counter() - start
+                if (len(times) >= min_runs and spent >= min_seconds) or spent >= max_seconds:
+                    break
+            times.sort()
+            results.append(
+                SpeedResult(
+                    batch=batch,
+                    window=window,
+                    runs=len(times),
+                    median_ms=statistics.median(times) * 1e3,
+                    p99_ms=_percentile(times, 0.99) * 1e3,
+                    windows_per_s=batch * len(times) / sum(times),
+                )
+            )
+    return results
+
+
+def describe_runtime(device: torch.device) -> str:
+    """One line: torch version, device and thread count, for the benchmark's header."""
+    if device.type == "cuda":
+        where = f"CUDA ({torch.cuda.get_device_name(device)})"
+    else:
+        where = "CPU"
+    return f"torch {torch.__version__}, device {where}, {torch.get_num_threads()} torch threads"
+
+
+def format_table(results: list[SpeedResult]) -> str:
+    lines = [
+        f"{'batch':>6} {'window':>6} {'runs':>6} {'median ms':>10} {'p99 ms':>10} {'windows/s':>11}"
+    ]
+    for r in results:
+        lines.append(
+            f"{r.batch:>6} {r.window:>6} {r.runs:>6} {r.median_ms:>10.2f} {r.p99_ms:>10.2f} "
+            f"{r.windows_per_s:>11,.0f}"
+        )
+    return "\n".join(lines)
