@@ -19,7 +19,7 @@ def tiny_checkpoint(path: Path, window: int = 20, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     cfg = default_config()
-    cfg["architecture"]["hidden_size"] = 16
+    cfg["architecture"]["hidden_size"] = 32
     cfg["architecture"]["num_layers"] = 1
     cfg["attention"]["hidden_size"] = 8
     cfg["classifier"]["hidden_sizes"] = [8]
