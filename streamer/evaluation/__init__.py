@@ -1,0 +1,1 @@
+"""evaluation: event-level scoring shared by `streamer evaluate`, the demo and the bench."""
