@@ -64,6 +64,7 @@ class WindowMeta:
     degraded: tuple[str, ...]
     received: float
     length: int
+    record_ts: float | None  # Kafka CreateTime of the reading record (producer's wall clock)
 
 
 @dataclass
@@ -171,7 +172,8 @@ class Application:
                     session_timeout_ms=k.session_timeout_ms,
                     heartbeat_interval_ms=k.heartbeat_interval_ms,
                     max_poll_interval_ms=k.max_poll_interval_ms,
-                    max_partition_fetch_bytes=4 * 1024 * 1024, **security_kwargs(k),
+                    max_partition_fetch_bytes=4 * 1024 * 1024,
+                    fetch_max_wait_ms=k.fetch_max_wait_ms, **security_kwargs(k),
                 )
                 await consumer.start()
                 consumer.subscribe([k.readings_topic], listener=_Listener(self))
@@ -325,8 +327,11 @@ class Application:
                     self.metrics.degraded.inc()
                 if ref is not None:
                     refs.append(ref)
-                    metas.append(WindowMeta(r.strand, r.heat, r.ts, r.seq, tp.partition,
-                                            m.offset, r.degraded, received, ref.length))
+                    metas.append(WindowMeta(
+                        r.strand, r.heat, r.ts, r.seq, tp.partition, m.offset, r.degraded,
+                        received, ref.length,
+                        m.timestamp / 1000 if m.timestamp_type == 0 and m.timestamp > 0
+                        else None))
         items += self._snapshot(refs, metas, cp)
         self.metrics.records_in.inc(sum(len(v) for v in batch.values()))
         cp.pending_windows = len(items)
@@ -477,7 +482,8 @@ class Application:
                 "explanation": {"steps": steps, "channels": chans},
                 "degraded_channels": list(meta.degraded),
                 "window": {"length": self.window, "filled": meta.length},
-                "timings": {"reading_ts": meta.ts, "received_ts": meta.received,
+                "timings": {"reading_ts": meta.ts, "record_ts": meta.record_ts,
+                            "received_ts": meta.received,
                             "inferred_ts": inferred, "published_ts": time.time()},
             }
             fut = await self.producer.send(topic, value=encode_alert(doc),

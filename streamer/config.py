@@ -60,6 +60,7 @@ class KafkaSettings(_Section):
     max_poll_interval_ms: int = Field(300_000, ge=1_000)
     fetch_max_records: int = Field(5_000, ge=1, description="getmany() max_records")
     fetch_timeout_ms: int = Field(100, ge=0, description="getmany() timeout")
+    fetch_max_wait_ms: int = Field(20, ge=0, description="broker-side wait for data per fetch; low = low latency")
     connect_retry_max_s: float = Field(300.0, ge=0, description="give up connecting after this")
     idempotence: bool = Field(True, description="try the idempotent producer; fall back if refused")
     producer_linger_ms: int = Field(2, ge=0)
