@@ -488,7 +488,9 @@ async def replay(
 ) -> ReplayStats:
     """Publish a heat set's readings (and events) to Kafka; see the module docstring.
 
-    source: a HeatSet, a heat folder path, or a prepared :class:`ReplayPlan`.
+    source: a HeatSet, a heat folder path, or a prepared :class:`ReplayPlan` (then
+    ``strands``, ``strand_map``, ``limit``, ``rebase_ts``, ``events_at`` and ``nuisances``
+    were decided when the plan was built and are ignored here).
     Give ``bootstrap`` (replay owns, starts and stops its producer) or ``producer`` (an
     already started AIOKafkaProducer, left running; its settings are yours).
     speed: ``None``/``inf`` = as fast as possible, else the event-time/wall-time ratio.
