@@ -1,0 +1,1 @@
+"""Operations support: HTTP endpoints, metrics, logging, the systemd notify protocol."""
