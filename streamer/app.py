@@ -123,7 +123,7 @@ class Application:
 
     def healthy(self) -> bool:
         """Liveness: the loop runs and the consumer made progress recently."""
-        stall = max(60.0, self.settings.kafka.max_poll_interval_ms / 1000)
+        stall = 60.0  # the poll loop calls getmany every fetch_timeout_ms, paused or not
         return self._fatal is None and time.monotonic() - self._last_progress < stall
 
     def ready(self) -> bool:
@@ -566,6 +566,11 @@ class Application:
         self.tracker.forget(revoked)
         for tp in revoked:
             self._uncommitted.pop(tp, None)
+        for tp in revoked:
+            try:
+                self.metrics.lag.remove(str(tp.partition))
+            except KeyError:
+                pass
         gone = self.buffers.drop_partitions({tp.partition for tp in revoked})
         for s in gone:
             self.alarms.forget(s)
@@ -591,6 +596,7 @@ class Application:
             if tp not in self.consumer.assignment():
                 self._to_warm.discard(tp)
                 continue
+            self._last_progress = time.monotonic()
             target = await self.consumer.position(tp)
             k = self.settings.kafka
             records = await warm_up_partition(
