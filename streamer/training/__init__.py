@@ -1,0 +1,1 @@
+"""training: windows from heat files, the training loop, held-out evaluation, baselines."""
