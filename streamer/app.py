@@ -35,6 +35,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streamer.alarm.levels import AlarmStates, unstable_reason
+from streamer.batch.batcher import DynamicBatcher
 from streamer.buffer.ring import AppendResult, StrandBuffers, WindowRef
 from streamer.commit.tracker import Checkpoint, CommitTracker, DeliveryFailed
 from streamer.config import Settings
@@ -225,7 +226,9 @@ class Application:
                                           self.metrics, self.healthy, self.ready)
                 self.http_port = bound_port(runner)
             await self._connect()
-            self._queue: asyncio.Queue[WorkItem] = asyncio.Queue()
+            self._batcher: DynamicBatcher[WorkItem] = DynamicBatcher(
+                lambda it: len(it.metas), self.settings.batch.max_batch,
+                self.settings.batch.max_delay_ms / 1000)
             self.tracker = CommitTracker()
             tasks = [
                 asyncio.create_task(self._poll_loop(), name="poll"),
@@ -339,7 +342,7 @@ class Application:
             cp.sealed = True
         for it in items:
             self._pending_windows += len(it.metas)
-            self._queue.put_nowait(it)
+            self._batcher.put(it)
         self.metrics.pending.set(self._pending_windows)
         if self._pending_windows > self.settings.batch.max_pending_windows and not self._paused:
             self._set_paused(True)
@@ -381,41 +384,10 @@ class Application:
 
     # -- batch -> infer -> alarm -> publish -------------------------------------------------------
 
-    async def _next_batch(self) -> list[WorkItem]:
-        first = await self._queue.get()
-        items, n = [first], len(first.metas)
-        b = self.settings.batch
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + b.max_delay_ms / 1000
-        while n < b.max_batch:
-            if not self._queue.empty():
-                nxt = self._queue.get_nowait()
-            else:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    nxt = await asyncio.wait_for(self._queue.get(), remaining)
-                except TimeoutError:
-                    break
-            if n + len(nxt.metas) > b.max_batch:
-                self._queue_front(nxt)
-                break
-            items.append(nxt)
-            n += len(nxt.metas)
-        return items
-
-    def _queue_front(self, item: WorkItem) -> None:
-        rest = [item]
-        while not self._queue.empty():
-            rest.append(self._queue.get_nowait())
-        for it in rest:
-            self._queue.put_nowait(it)
-
     async def _infer_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            items = await self._next_batch()
+            items = await self._batcher.next_batch()
             if len(items) == 1:
                 windows, lengths = items[0].windows, items[0].lengths
             else:

@@ -1,0 +1,1 @@
+"""batch: dynamic batching of due windows across strands and polls."""
