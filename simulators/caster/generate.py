@@ -159,7 +159,11 @@ def generate(config: SimConfig | dict[str, Any] | None = None, *, progress: bool
         "nuisance_kinds": list(ALL_NUISANCE_KINDS),
         "label_rule": LABEL_RULE,
         "counts": {"strands": len(datas), "readings": readings.num_rows,
-                   "events": ev_counts, "nuisances": nu_counts},
+                   "events": ev_counts, "nuisances": nu_counts,
+                   # drawn at the configured rates but left out: no free time on the strand
+                   "dropped": {k: sum(d.dropped.get(k, 0) for d in datas)
+                               for k in (*DEFECT_TYPES, *ALL_NUISANCE_KINDS)
+                               if any(d.dropped.get(k, 0) for d in datas)}},
         "generation_s": round(time.perf_counter() - t_start, 3),
     }
     return HeatSet(manifest=manifest, readings=readings, events=events, nuisances=nuisances)

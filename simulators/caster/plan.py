@@ -32,7 +32,8 @@ class CasterPlan:
     duration_s: float
     heat_ids: list[str]
     starts: np.ndarray  # heat start, s from start_ts
-    ends: np.ndarray
+    ends: np.ndarray  # heat end, cut at the end of the simulated time
+    durations: np.ndarray  # full planned heat durations (s), not cut
     speed: np.ndarray  # base casting speed of each heat (m/min)
     sh_start: np.ndarray  # superheat at the start of each heat (degC)
     sh_end: np.ndarray  # superheat the heat decays towards (degC)
@@ -78,5 +79,5 @@ def make_plan(cfg: SimConfig, caster: int) -> CasterPlan:
         ))
     heat_ids = [f"C{caster}-H{h + 1:05d}" for h in range(n)]
     return CasterPlan(caster=caster, duration_s=total, heat_ids=heat_ids, starts=starts,
-                      ends=ends, speed=speed, sh_start=sh_start, sh_end=sh_end, ramp_s=ramp_s,
+                      ends=ends, durations=np.asarray(durations), speed=speed, sh_start=sh_start, sh_end=sh_end, ramp_s=ramp_s,
                       ladles=ladles)

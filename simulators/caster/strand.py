@@ -51,6 +51,7 @@ class StrandData:
     values: np.ndarray  # float32 [N, C] in ChannelLayout order
     events: list[Record]
     nuisances: list[Record]
+    dropped: dict[str, int] = field(default_factory=dict)  # drawn but found no free slot
 
 
 # --------------------------------------------------------------------------------------
@@ -176,6 +177,7 @@ def simulate_strand(cfg: SimConfig, plan: CasterPlan, strand: int) -> StrandData
     occ.add(0.0, cast_settled)
     nuis: list[Record] = []
     events: list[Record] = []
+    dropped: dict[str, int] = {}
 
     # ---- heats, ladle changes and speed changes -> the planned speed ------------------
     heat_speed = np.clip(plan.speed + rng_b.normal(0.0, 0.03, len(plan.speed)), vlo, vhi)
@@ -185,7 +187,9 @@ def simulate_strand(cfg: SimConfig, plan: CasterPlan, strand: int) -> StrandData
     for _ in range(rng_n.poisson(cfg.nuisance_rates.speed_change * hours)):
         ramp = float(rng_n.uniform(20.0, 60.0))
         o = occ.place(rng_n, lambda _o, r=ramp: (0.0, r + 90.0), guard=20.0)
-        if o is not None:
+        if o is None:
+            dropped["speed_change"] = dropped.get("speed_change", 0) + 1
+        else:
             sc_onsets.append((o, ramp, float(rng_n.uniform(0.1, 0.35)), float(rng_n.random())))
 
     # knots of the planned speed, in time order
@@ -229,7 +233,10 @@ def simulate_strand(cfg: SimConfig, plan: CasterPlan, strand: int) -> StrandData
         return float(np.interp(x, kt, kv))
 
     # ---- draw defect events (timings only; signals are built further down) -------------
+    # all parameters are drawn first, then the events are placed in a shuffled order so
+    # that a high rate of one type cannot crowd out the others
     spec: list[tuple[str, float, dict[str, Any]]] = []
+    todo: list[tuple[str, dict[str, Any], Callable[[float], tuple[float, float]]]] = []
     row_sp = np.diff(depths)
 
     for _ in range(rng_e.poisson(cfg.rates.sticker * hours)):
@@ -242,7 +249,7 @@ def simulate_strand(cfg: SimConfig, plan: CasterPlan, strand: int) -> StrandData
             "spread": int(rng_e.choice([0, 1, 2], p=[0.25, 0.45, 0.30])),  # 14/61 one column
             "growth": rng_e.uniform(1.0, 1.15, max(R - 1, 0)).tolist(),
             "rate_jit": rng_e.uniform(0.9, 1.15, R).tolist(),
-            "tau": rng_e.uniform(6.0, 14.0, R).tolist(),
+            "tau": rng_e.uniform(5.0, 12.0, R).tolist(),
             "resp": (float(rng_e.uniform(0.25, 0.45)), float(rng_e.uniform(10, 20)),
                      float(rng_e.uniform(60, 120)), float(rng_e.uniform(30, 60))),
         }
@@ -253,9 +260,7 @@ def simulate_strand(cfg: SimConfig, plan: CasterPlan, strand: int) -> StrandData
             _f, d, hold, u = p["resp"]
             return 0.0, to_exit + d + hold + u + 60.0
 
-        o = occ.place(rng_e, span, guard=60.0)
-        if o is not None:
-            spec.append(("sticker", o, p))
+        todo.append(("sticker", p, span))
 
     for _ in range(rng_e.poisson(cfg.rates.crack * hours)):
         p = {
@@ -268,9 +273,7 @@ def simulate_strand(cfg: SimConfig, plan: CasterPlan, strand: int) -> StrandData
             "recover": rng_e.uniform(10.0, 30.0, R).tolist(),
         }
         total = sum(p["delays"]) + p["fall"] + p["hold"][-1] + p["recover"][-1]
-        o = occ.place(rng_e, lambda _o, tot=total: (0.0, tot + 60.0), guard=60.0)
-        if o is not None:
-            spec.append(("crack", o, p))
+        todo.append(("crack", p, lambda _o, tot=total: (0.0, tot + 60.0)))
 
     for _ in range(rng_e.poisson(cfg.rates.slag * hours)):
         p = {
@@ -279,20 +282,25 @@ def simulate_strand(cfg: SimConfig, plan: CasterPlan, strand: int) -> StrandData
             "period": float(rng_e.uniform(10.0, 30.0)),
             "phase": float(rng_e.uniform(0, 2 * np.pi)),
         }
-        o = occ.place(rng_e, lambda _o, d=p["dur"]: (0.0, d + 60.0), guard=60.0)
-        if o is not None:
-            spec.append(("slag", o, p))
+        todo.append(("slag", p, lambda _o, d=p["dur"]: (0.0, d + 60.0)))
+
+    for i in rng_e.permutation(len(todo)):
+        kind, p, span_fn = todo[i]
+        o = occ.place(rng_e, span_fn, guard=60.0)
+        if o is None:
+            dropped[kind] = dropped.get(kind, 0) + 1
+        else:
+            spec.append((kind, o, p))
 
     # ---- draw the remaining hard negatives ---------------------------------------------
     nspec: list[tuple[str, float, dict[str, Any]]] = []
     nr = cfg.nuisance_rates
 
+    ntodo: list[tuple[str, dict[str, Any]]] = []
+
     def draw(kind: str, rate: float, make: Callable[[], dict[str, Any]]) -> None:
         for _ in range(rng_n.poisson(rate * hours)):
-            p = make()
-            o = occ.place(rng_n, lambda _o, d=p["dur"]: (0.0, d), guard=20.0)
-            if o is not None:
-                nspec.append((kind, o, p))
+            ntodo.append((kind, make()))
 
     def tc() -> tuple[int, int]:
         return int(rng_n.integers(1, R + 1)), int(rng_n.integers(1, C + 1))
@@ -337,6 +345,13 @@ def simulate_strand(cfg: SimConfig, plan: CasterPlan, strand: int) -> StrandData
                 "hold": float(hold), "rec": float(rec), "dur": float(fall + hold + rec)}
 
     draw("near_crack", nr.near_crack, near_crack)
+    for i in rng_n.permutation(len(ntodo)):
+        kind, p = ntodo[i]
+        o = occ.place(rng_n, lambda _o, d=p["dur"]: (0.0, d), guard=20.0)
+        if o is None:
+            dropped[kind] = dropped.get(kind, 0) + 1
+        else:
+            nspec.append((kind, o, p))
 
     # ==== build the signals ============================================================
     # casting speed: plan x sticker-response factors + noise
@@ -346,7 +361,7 @@ def simulate_strand(cfg: SimConfig, plan: CasterPlan, strand: int) -> StrandData
 
     # superheat: decays through each heat, jumps with the new ladle (DOMAIN.md 15-40 degC)
     t0h = plan.starts[hidx]
-    dur_h = (plan.ends - plan.starts)[hidx]
+    dur_h = plan.durations[hidx]
     sh = plan.sh_end[hidx] + (plan.sh_start[hidx] - plan.sh_end[hidx]) * np.exp(-(t - t0h) / (dur_h / 2))
     sh = _lag(sh, 40.0, hz) + _ar1(rng_b, n, 1, 0.25, 60.0, hz)[:, 0] + rng_b.normal(0, 0.1, n)
 
@@ -360,19 +375,19 @@ def simulate_strand(cfg: SimConfig, plan: CasterPlan, strand: int) -> StrandData
     # thermocouple grid: base temperatures, upper rows hotter
     x = (np.arange(C) - (C - 1) / 2) / max((C - 1) / 2, 1)
     col_lvl = rng_b.normal(0.0, 3.0, C) - 6.0 * x**2
-    gaps = rng_b.uniform(3.0, 6.0, max(R - 1, 0))
-    row_lvl = TC_TOP_MEAN - np.concatenate([[0.0], np.cumsum(gaps)])
-    base = row_lvl[:, None] + col_lvl[None, :] + np.clip(rng_b.normal(0, 0.8, (R, C)), -1.0, 1.0)
-    base = base.reshape(R * C)
+    # each row of a column 2-4.5 degC cooler than the row above (assumed)
+    gaps = rng_b.uniform(2.0, 4.5, (max(R - 1, 0), C))
+    top = TC_TOP_MEAN + col_lvl + np.clip(rng_b.normal(0, 0.6, C), -1.0, 1.0)
+    base = (top[None, :] - np.concatenate([np.zeros((1, C)), np.cumsum(gaps, axis=0)])).reshape(R * C)
     tc_sd = rng_b.uniform(*cfg.tc_noise_degc, R * C)
-    drift = _ar1(rng_b, n, R * C, 0.5, 1800.0, hz)
+    drift = _ar1(rng_b, n, R * C, 0.3, 1800.0, hz)
     local = _ar1(rng_b, n, R * C, 0.6, 20.0, hz)
     common = _ar1(rng_b, n, 1, 0.4, 30.0, hz)
     white = rng_b.standard_normal((n, R * C)) * tc_sd
     spd_noise = _ar1(rng_b, n, 1, 0.003, 10.0, hz)[:, 0] + rng_b.normal(0, 0.002, n)
     flow_sp = float(rng_b.uniform(3400.0, 4200.0))
     flow = flow_sp + _ar1(rng_b, n, 1, 15.0, 120.0, hz)[:, 0] + rng_b.normal(0, 8.0, n)
-    dt0 = float(rng_b.uniform(6.3, 7.6))
+    dt0 = float(rng_b.uniform(6.8, 8.0))
     dt_noise = _ar1(rng_b, n, 1, 0.05, 30.0, hz)[:, 0] + rng_b.normal(0, 0.05, n)
 
     pulses = np.zeros((n, R * C))
@@ -384,7 +399,7 @@ def simulate_strand(cfg: SimConfig, plan: CasterPlan, strand: int) -> StrandData
     for kind, o, p in sorted(spec, key=lambda s: s[1]):
         if kind == "sticker":
             events.append(_sticker(cfg, p, o, v_at(o), depths, row_sp, t, sl, pulses, resp,
-                                   base, drift, ci, T))
+                                   base, drift + local, ci, T))
         elif kind == "crack":
             events.append(_crack(cfg, p, o, t, sl, pulses, ci))
         else:
@@ -493,12 +508,12 @@ def simulate_strand(cfg: SimConfig, plan: CasterPlan, strand: int) -> StrandData
     values[:, 5:] = tcs
     return StrandData(strand=sid, caster=plan.caster, t=t, heat_index=hidx, values=values,
                       events=sorted(events, key=lambda e: e.onset),
-                      nuisances=sorted(nuis, key=lambda e: e.onset))
+                      nuisances=sorted(nuis, key=lambda e: e.onset), dropped=dropped)
 
 
 def _sticker(cfg: SimConfig, p: dict[str, Any], o: float, v0: float, depths: np.ndarray,
              row_sp: np.ndarray, t: np.ndarray, sl: Callable[[float, float], slice],
-             pulses: np.ndarray, resp: np.ndarray, base: np.ndarray, drift: np.ndarray,
+             pulses: np.ndarray, resp: np.ndarray, base: np.ndarray, slow: np.ndarray,
              ci: Callable[[int, int], int], T: float) -> Record:
     """Hot spot at row 1 of column c0, moving down at vp and sideways at vh (V shape)."""
     R, C = cfg.tc_rows, cfg.tc_cols
@@ -514,16 +529,17 @@ def _sticker(cfg: SimConfig, p: dict[str, Any], o: float, v0: float, depths: np.
     taus = p["tau"]
     g0 = math.sqrt(v0 / V_REF)
 
-    # enforce the inversion (lower row hotter than the upper one) on the noise-free model
-    # (up to the operators' response): the lower row's spot may grow up to 1.5x in size
-    # and rate; a tear too fast for that shows no inversion before critical_ts.
+    # enforce the inversion (lower row hotter than the upper one) on the model without
+    # its white noise (`slow` = drift + local fluctuations of each TC)
+    # before critical_ts: the lower row's spot may grow up to 1.5x in size and rate; a
+    # tear too fast (or a rise too slow) for that shows no inversion before critical_ts.
     inversion: list[float | None] = []
     for r in range(1, R):
-        s = sl(o, crit + 5.0)
+        s = sl(o, crit)
         tt = t[s]
         up = _pulse(tt, row_on[r - 1], amps[r - 1], rates[r - 1], taus[r - 1])
         gap = ((base[ci(r, c0)] - base[ci(r + 1, c0)]) * g0
-               + drift[s, ci(r, c0)] - drift[s, ci(r + 1, c0)])
+               + slow[s, ci(r, c0)] - slow[s, ci(r + 1, c0)])
         a0, q0 = amps[r], rates[r]
         for k in range(11):
             amps[r], rates[r] = a0 * 1.04**k, min(q0 * 1.04**k, 2.0)
@@ -583,8 +599,9 @@ def _crack(cfg: SimConfig, p: dict[str, Any], o: float, t: np.ndarray,
         if r > 1:
             on += p["delays"][r - 2]
         depth = max(8.0, p["depth"] * p["row_jit"][r - 1])
-        # physical drop so that the value ends `depth` below its 65 s running mean
-        drop = depth / (1.0 - (fall / 2 + 1.0) / 65.0)
+        # physical drop so that the value ends `depth` below its 65 s running mean, plus
+        # 1 degC so that slow local fluctuations cannot hide the threshold
+        drop = (depth + 1.0) / (1.0 - (fall / 2 + 1.0) / 65.0)
         hold, rec = p["hold"][r - 1], p["recover"][r - 1]
         s = sl(on, on + fall + hold + rec)
         tt = t[s]

@@ -101,3 +101,6 @@ def generate(out: str, config: str | None, seed: int | None, casters: int | None
                f"({len(heats_set.channels)} channels at {cfg.hz:g} Hz), seed {cfg.seed}, {dt:.1f} s")
     click.echo(f"  events: {ev}")
     click.echo(f"  hard negatives: {nu}")
+    if c.get("dropped"):
+        dr = ", ".join(f"{k} {v}" for k, v in c["dropped"].items())
+        click.echo(f"  left out for lack of free time (lower the rates or add hours): {dr}")
