@@ -100,13 +100,15 @@ def plot_window(heats: HeatSet, win: Window, out: str | Path) -> Path:
     n_panels = len(rows) + 2
     fig, axes = plt.subplots(n_panels, 1, sharex=True, figsize=(11, 2.1 * n_panels + 0.6),
                              constrained_layout=True)
-    cmap = plt.get_cmap("tab10")
+    palette = ["tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown", "tab:pink",
+               "tab:olive", "tab:cyan"]  # no red (the event column) and no grey (the rest)
     for ax, r in zip(axes, rows):
         for c, j in tcs[r]:
             if c == hl_col:
                 ax.plot(x, v[:, j], color="tab:red", lw=2.0, label=f"c{c} (event column)", zorder=3)
             elif c in hl_cols:
-                ax.plot(x, v[:, j], color=cmap(c % 10), lw=1.4, label=f"c{c}", zorder=2)
+                ax.plot(x, v[:, j], color=palette[c % len(palette)], lw=1.4, label=f"c{c}",
+                        zorder=2)
             else:
                 ax.plot(x, v[:, j], color="0.65", lw=0.7)
         ax.set_ylabel(f"row {r}\ndegC")
