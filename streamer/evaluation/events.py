@@ -72,7 +72,10 @@ def percentile(sorted_values: list[float], q: float) -> float:
     pos = (len(sorted_values) - 1) * q / 100
     lo = int(pos)
     hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+    a, b = sorted_values[lo], sorted_values[hi]
+    if a == b or pos == lo:  # also keeps inf (an alert that never came) from turning NaN
+        return a
+    return a + (b - a) * (pos - lo)
 
 
 @dataclass
@@ -80,6 +83,7 @@ class EventScore:
     by_type: dict[str, TypeScore]
     strand_days: float
     caught_ids: set[str] = field(default_factory=set)
+    false_alarm_raises: list[Raise] = field(default_factory=list)  # the raises counted false
 
     @property
     def false_alarms(self) -> int:
@@ -133,4 +137,5 @@ def score_events(raises: Iterable[Raise], events: Iterable[TruthEvent], *,
             ts.mistyped += 1
         else:
             ts.false_alarms += 1
+            score.false_alarm_raises.append(r)
     return score

@@ -1,0 +1,198 @@
+"""The five sections of `streamer bench`, each a function returning plain numbers.
+
+1. client limit: raw aiokafka produce rate and consume + orjson decode rate;
+2. ingest: the daemon's records/s when evaluation is rare (hop larger than the run);
+3. latency: N strands x R Hz, every reading evaluated: reading time -> alert received;
+4. capacity: the most strands at 1 Hz, every reading evaluated, with p99 <= 1 s;
+5. model: windows/s against batch size, CPU and CUDA where present.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import platform
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulators.broker import create_topics
+from streamer.bench.daemon import DaemonProcess
+from streamer.bench.load import (
+    LatencyProbe,
+    consume_decode,
+    messages,
+    paced_load,
+    produce_all,
+    strand_names,
+)
+from streamer.evaluation.events import percentile
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class BenchOptions:
+    bootstrap: str
+    broker_desc: str
+    model: Path | None = None
+    client_records: int = 200_000
+    latency_strands: int = 64
+    latency_rate_hz: float = 1.0
+    latency_seconds: float = 30.0
+    capacity_steps: tuple[int, ...] = (128, 256, 512, 1024, 2048)
+    capacity_seconds: float = 20.0
+    p99_budget_s: float = 1.0
+    model_batches: tuple[int, ...] = (1, 16, 64, 256, 1024)
+    model_seconds: float = 2.0
+    torch_threads: int = 0
+    partitions: int = 8
+    log_dir: Path | None = None
+
+
+def _topic(kind: str) -> str:
+    return f"bench-{kind}-{uuid.uuid4().hex[:8]}"
+
+
+async def _topics(o: BenchOptions, kind: str) -> str:
+    t = _topic(kind)
+    await create_topics(o.bootstrap, [t], partitions=o.partitions)
+    await create_topics(o.bootstrap, [f"{t}.alerts", f"{t}.dlq"], partitions=1)
+    return t
+
+
+def _backlog(n_strands: int, per_strand: int, end_ts: float) -> list[tuple[bytes, bytes]]:
+    seqs = np.arange(per_strand)
+    ts = end_ts - per_strand + seqs.astype(np.float64)
+    return messages(strand_names(n_strands), seqs, ts)
+
+
+async def client_limit(o: BenchOptions, say: Say) -> dict[str, Any]:
+    per = max(1, o.client_records // 100)
+    msgs = _backlog(100, per, time.time())
+    t = await _topics(o, "client")
+    say(f"client limit: producing {len(msgs):,} readings with the raw aiokafka producer")
+    produce_s = await produce_all(o.bootstrap, t, msgs)
+    say("client limit: raw consume + orjson decode")
+    consume_s = await consume_decode(o.bootstrap, t, len(msgs))
+    return {"records": len(msgs), "topic": t, "bytes_per_record": round(
+        float(np.mean([len(v) for _, v in msgs[:1000]])), 1),
+            "produce_per_s": len(msgs) / produce_s, "consume_decode_per_s": len(msgs) / consume_s}
+
+
+async def ingest(o: BenchOptions, client: dict[str, Any], say: Say) -> dict[str, Any]:
+    n, t = client["records"], client["topic"]
+    say(f"ingest: the daemon reads the same {n:,} records, evaluation off (hop > run)")
+    d = DaemonProcess(o.bootstrap, t, hop=10**9, model=o.model, torch_threads=o.torch_threads,
+                      log_path=o.log_dir / "ingest.log" if o.log_dir else None)
+    try:
+        await asyncio.to_thread(d.wait_ready)
+        t0 = t1 = None
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            seen = d.metric("streamer_records_in_total")
+            now = time.perf_counter()
+            if t0 is None and seen > 0:
+                t0, first = now, seen
+            if seen >= n:
+                t1 = now
+                break
+            await asyncio.sleep(0.02)
+        if t0 is None or t1 is None:
+            raise RuntimeError("daemon did not consume the records in time")
+        rate = (n - first) / (t1 - t0) if t1 > t0 else float("inf")
+    finally:
+        d.stop()
+    return {"records": n, "records_per_s": rate,
+            "ratio_to_raw": rate / client["consume_decode_per_s"]}
+
+
+async def latency_run(o: BenchOptions, strands: int, rate_hz: float, seconds: float,
+                      say: Say, label: str) -> dict[str, Any]:
+    """Fill every window from a backlog, then a paced load; latency of the paced part."""
+    t = await _topics(o, label)
+    names = strand_names(strands)
+    window = 120
+    d = DaemonProcess(o.bootstrap, t, hop=1, model=o.model, torch_threads=o.torch_threads,
+                      log_path=o.log_dir / f"{label}.log" if o.log_dir else None,
+                      extra_env={"STREAMER_BUFFER__MIN_FILL": str(window)})
+    try:
+        await asyncio.to_thread(d.wait_ready)
+        # fill every window with a backlog that ends now (a longer gap restarts windows)
+        await produce_all(o.bootstrap, t, _backlog(strands, window, time.time()))
+        deadline = time.monotonic() + 300
+        while d.metric("streamer_evaluations_total") < strands and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        stop = asyncio.Event()
+        probe = LatencyProbe(since_ts=time.time())
+        listener = asyncio.create_task(probe.run(o.bootstrap, f"{t}.alerts", stop))
+        await asyncio.sleep(0.3)
+        probe.since_ts = time.time()
+        say(f"{label}: {strands} strands x {rate_hz:g} Hz for {seconds:g} s")
+        sent = await paced_load(o.bootstrap, t, names, rate_hz, seconds, first_seq=window)
+        grace = time.monotonic() + 10
+        while len(probe.latencies) < sent and time.monotonic() < grace:
+            await asyncio.sleep(0.05)
+        stop.set()
+        await listener
+    finally:
+        d.stop()
+    lat = sorted(probe.latencies)
+    missing = sent - len(lat)
+    # an alert that never came within the grace period counts as infinitely late
+    lat_all = lat + [math.inf] * max(0, missing)
+    return {"strands": strands, "rate_hz": rate_hz, "seconds": seconds, "readings": sent,
+            "alerts": len(lat), "p50_ms": 1000 * percentile(lat_all, 50) if lat_all else None,
+            "p99_ms": 1000 * percentile(lat_all, 99) if lat_all else None,
+            "max_ms": 1000 * lat_all[-1] if lat_all else None}
+
+
+async def capacity(o: BenchOptions, say: Say) -> dict[str, Any]:
+    steps, best = [], 0
+    for n in o.capacity_steps:
+        r = await latency_run(o, n, 1.0, o.capacity_seconds, say, f"capacity-{n}")
+        ok = r["p99_ms"] is not None and r["p99_ms"] <= o.p99_budget_s * 1000
+        r["within_budget"] = ok
+        steps.append(r)
+        say(f"capacity: {n} strands p99 {r['p99_ms']:.0f} ms -> {'ok' if ok else 'over budget'}")
+        if not ok:
+            break
+        best = n
+    return {"p99_budget_ms": o.p99_budget_s * 1000, "max_strands_within_budget": best,
+            "steps": steps}
+
+
+def model_speed(o: BenchOptions, say: Say) -> dict[str, Any]:
+    import torch
+
+    from streamer.app import default_model_path
+    from streamer.model.checkpoint import load_checkpoint
+    from streamer.model.speed import benchmark
+
+    lm = load_checkpoint(o.model or default_model_path())
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    out: dict[str, Any] = {"model_id": lm.model_id, "window": lm.window, "results": []}
+    for dev in devices:
+        say(f"model: windows/s on {dev}")
+        for res in benchmark(lm.model, window=lm.window, batch_sizes=tuple(o.model_batches),
+                             device=dev, min_seconds=o.model_seconds,
+                             max_seconds=4 * o.model_seconds):
+            out["results"].append({"device": dev, **asdict(res)})
+    return out
+
+
+def environment(o: BenchOptions) -> dict[str, Any]:
+    import os
+
+    import torch
+
+    return {"machine": platform.machine(), "cpu_count": os.cpu_count(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "broker": o.broker_desc, "torch_threads_daemon": o.torch_threads or "default",
+            "when": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
