@@ -39,7 +39,7 @@ from streamer.batch.batcher import DynamicBatcher
 from streamer.buffer.ring import AppendResult, StrandBuffers, WindowRef
 from streamer.commit.tracker import Checkpoint, CommitTracker, DeliveryFailed
 from streamer.config import Settings
-from streamer.consume.decode import ReadingDecoder, Rejected
+from streamer.consume.decode import BatchDecoder, Rejected
 from streamer.consume.warmup import warm_up_partition
 from streamer.formats.alert import ALERT_VERSION, LEVELS, encode_alert
 from streamer.infer.engine import InferenceEngine, InferResult
@@ -151,7 +151,7 @@ class Application:
         self.window = int(lm.window)
         self.model_id = lm.model_id
         b = self.settings.buffer
-        self.decoder = ReadingDecoder(self.channels)
+        self.decoder = BatchDecoder(self.channels)
         self.buffers = StrandBuffers(self.window, len(self.channels), hop=b.hop,
                                      min_fill=min(b.min_fill, self.window),
                                      gap_restart_s=b.gap_restart_s)
@@ -302,40 +302,38 @@ class Application:
         received = time.time()
         now = time.monotonic()
         cp = self.tracker.open({tp: msgs[-1].offset + 1 for tp, msgs in batch.items() if msgs})
-        refs: list[WindowRef] = []
-        metas: list[WindowMeta] = []
-        per_strand: Tally[str] = Tally()
-        slack = self.buffers.slack
         items: list[WorkItem] = []
         for tp, msgs in batch.items():
-            for m in msgs:
-                self.stats.records += 1
-                r = self.decoder.decode(m.key, m.value)
-                if isinstance(r, Rejected):
-                    await self._dead_letter(tp, m, r, cp)
-                    continue
-                if per_strand[r.strand] >= slack:  # ring would overwrite a due window
-                    items += self._snapshot(refs, metas, cp)
-                    refs, metas, per_strand = [], [], Tally()
-                code, ref = self.buffers.append(r.strand, r.heat, r.ts, r.seq, r.values, now,
-                                                tp.partition)
-                if code == AppendResult.DUPLICATE:
-                    self.stats.dropped["duplicate_or_out_of_order"] += 1
-                    self.metrics.dropped.labels("duplicate_or_out_of_order").inc()
-                    continue
-                per_strand[r.strand] += 1
-                if code == AppendResult.RESTARTED:
-                    self.metrics.window_restarts.inc()
-                if r.degraded:
-                    self.metrics.degraded.inc()
-                if ref is not None:
-                    refs.append(ref)
+            self.stats.records += len(msgs)
+            dec = self.decoder.decode_batch([(m.key, m.value) for m in msgs])
+            for i, rej in dec.rejected:
+                await self._dead_letter(tp, msgs[i], rej, cp)
+            n, start = len(dec.order), 0
+            while start < n:
+                res = self.buffers.append_batch(dec.strands, dec.heats, dec.ts, dec.seq,
+                                                dec.values, now, tp.partition, start)
+                codes = res.codes[start:res.stop]
+                dups = int((codes == AppendResult.DUPLICATE).sum())
+                if dups:
+                    self.stats.dropped["duplicate_or_out_of_order"] += dups
+                    self.metrics.dropped.labels("duplicate_or_out_of_order").inc(dups)
+                restarts = int((codes == AppendResult.RESTARTED).sum())
+                if restarts:
+                    self.metrics.window_restarts.inc(restarts)
+                refs = [ref for _, ref in res.due]
+                metas = []
+                for row, ref in res.due:
+                    m = msgs[dec.order[row]]
                     metas.append(WindowMeta(
-                        r.strand, r.heat, r.ts, r.seq, tp.partition, m.offset, r.degraded,
-                        received, ref.length,
+                        dec.strands[row], dec.heats[row], float(dec.ts[row]),
+                        int(dec.seq[row]), tp.partition, m.offset,
+                        dec.degraded.get(row, ()), received, ref.length,
                         m.timestamp / 1000 if m.timestamp_type == 0 and m.timestamp > 0
                         else None))
-        items += self._snapshot(refs, metas, cp)
+                items += self._snapshot(refs, metas, cp)
+                start = res.stop
+            if dec.degraded:
+                self.metrics.degraded.inc(len(dec.degraded))
         self.metrics.records_in.inc(sum(len(v) for v in batch.values()))
         cp.pending_windows = len(items)
         if not items:
@@ -576,17 +574,19 @@ class Application:
             refs: list[WindowRef] = []
             metas: list[tuple[str, float]] = []
             now = time.monotonic()
-            for m in records:
-                r = self.decoder.decode(m.key, m.value)
-                if isinstance(r, Rejected):
-                    continue
-                _, ref = self.buffers.append(r.strand, r.heat, r.ts, r.seq, r.values, now,
-                                             tp.partition)
+            for i in range(0, len(records), 5000):
+                chunk = records[i:i + 5000]
+                dec = self.decoder.decode_batch([(m.key, m.value) for m in chunk])
+                start = 0
+                while start < len(dec.order):  # nothing is gathered: just refill the rings
+                    start = self.buffers.append_batch(dec.strands, dec.heats, dec.ts, dec.seq,
+                                                      dec.values, now, tp.partition, start).stop
+                self._last_progress = time.monotonic()
             # the last window of every strand initialises its alarm state, so an alarm
             # raised before the restart is not raised again
             for strand, st in self.buffers.strands.items():
-                if st.partition == tp.partition and st.total:
-                    length = min(st.total, self.window)
+                if st.partition == tp.partition and st.filled:
+                    length = min(st.filled, self.window)
                     refs.append(WindowRef(st.slot, st.total - 1, length))
                     metas.append((strand, st.last_ts))
             if refs:

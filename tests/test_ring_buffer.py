@@ -45,7 +45,7 @@ def test_hop_min_fill_duplicates_and_gap_restart() -> None:
     assert code == AppendResult.DUPLICATE
     code, ref = buf.append("a", "H", 20, 8, np.zeros(3, np.float32), 0)  # 13 s gap
     assert code == AppendResult.RESTARTED and ref is None
-    assert buf.state("a").total == 1
+    assert buf.state("a").filled == 1
 
 
 def test_slots_grow_evict_and_drop_by_partition() -> None:

@@ -17,7 +17,10 @@ import numpy as np
 class StrandState:
     slot: int
     heat: str
-    total: int = 0  # readings appended since the slot was (re)started
+    call: int = -1  # the append_batch call that last touched this strand
+    call_appends: int = 0  # appends in that call (at most `slack`, or windows get overwritten)
+    total: int = 0  # readings ever written to this slot: the ring's write position
+    filled: int = 0  # readings since the window (re)started: a window's valid length
     last_seq: int = -1
     last_ts: float = -1.0
     last_seen: float = 0.0  # monotonic wall time of the last reading, for idle eviction
@@ -30,8 +33,15 @@ class WindowRef:
     """A due window: strand's slot, the absolute index of its last reading, and its length."""
 
     slot: int
-    end: int
+    end: int  # absolute write index of the window's last reading
     length: int
+
+
+@dataclass(slots=True)
+class BatchAppend:
+    codes: np.ndarray  # [n] AppendResult code per row (rows before `start` untouched)
+    due: list[tuple[int, WindowRef]]  # (row, window now due)
+    stop: int  # rows [start, stop) were handled; stop < n: gather `due`, then call again
 
 
 class AppendResult:
@@ -56,6 +66,7 @@ class StrandBuffers:
         self.strands: dict[str, StrandState] = {}
         self._free: list[int] = list(range(initial_slots - 1, -1, -1))
         self._steps = np.arange(window, dtype=np.int64)
+        self._calls = 0
 
     @property
     def slack(self) -> int:
@@ -83,19 +94,73 @@ class StrandBuffers:
         elif seq <= st.last_seq or ts < st.last_ts:
             return AppendResult.DUPLICATE, None
         code = AppendResult.APPENDED
-        if st.total and ts - st.last_ts > self.gap_restart_s:
-            st.total = 0
+        if st.filled and ts - st.last_ts > self.gap_restart_s:
+            st.filled = 0
             st.since_eval = 0
             code = AppendResult.RESTARTED
         self.data[st.slot, st.total % self.capacity] = values
         st.total += 1
+        st.filled += 1
         st.last_seq, st.last_ts, st.last_seen, st.heat = seq, ts, now, heat
         st.partition = partition
         st.since_eval += 1
-        if st.total >= self.min_fill and st.since_eval >= self.hop:
+        if st.filled >= self.min_fill and st.since_eval >= self.hop:
             st.since_eval = 0
-            return code, WindowRef(st.slot, st.total - 1, min(st.total, self.window))
+            return code, WindowRef(st.slot, st.total - 1, min(st.filled, self.window))
         return code, None
+
+    def append_batch(self, strands: list[str], heats: list[str], ts: np.ndarray,
+                     seq: np.ndarray, values: np.ndarray, now: float, partition: int = -1,
+                     start: int = 0) -> BatchAppend:
+        """:meth:`append` for many rows at once: the bookkeeping per row in Python, the
+        values copied into the ring with one fancy-indexed assignment. Stops early (``stop``)
+        before a strand would be appended more than ``slack`` times in one call, because
+        its earlier due windows would then be overwritten before they are gathered."""
+        n = len(strands)
+        self._calls += 1
+        call = self._calls
+        codes = np.zeros(n, dtype=np.int8)
+        pos = np.full(n, -1, dtype=np.int64)
+        due: list[tuple[int, WindowRef]] = []
+        ts_l, seq_l = ts.tolist(), seq.tolist()
+        cap, window, slack = self.capacity, self.window, self.slack
+        hop, min_fill, gap = self.hop, self.min_fill, self.gap_restart_s
+        get = self.strands.get
+        i = start
+        while i < n:
+            strand, t, q = strands[i], ts_l[i], seq_l[i]
+            st = get(strand)
+            if st is None:
+                if not self._free:
+                    self._grow()
+                st = self.strands[strand] = StrandState(slot=self._free.pop(), heat=heats[i])
+            elif q <= st.last_seq or t < st.last_ts:
+                codes[i] = AppendResult.DUPLICATE
+                i += 1
+                continue
+            if st.call != call:
+                st.call, st.call_appends = call, 0
+            elif st.call_appends >= slack:
+                break
+            st.call_appends += 1
+            if st.filled and t - st.last_ts > gap:
+                st.filled = 0
+                st.since_eval = 0
+                codes[i] = AppendResult.RESTARTED
+            pos[i] = st.slot * cap + st.total % cap
+            st.total += 1
+            st.filled += 1
+            st.last_seq, st.last_ts, st.last_seen, st.heat = q, t, now, heats[i]
+            st.partition = partition
+            st.since_eval += 1
+            if st.filled >= min_fill and st.since_eval >= hop:
+                st.since_eval = 0
+                due.append((i, WindowRef(st.slot, st.total - 1, min(st.filled, window))))
+            i += 1
+        rows = np.flatnonzero(pos[start:i] >= 0) + start
+        if rows.size:
+            self.data.reshape(-1, self.n_features)[pos[rows]] = values[rows]
+        return BatchAppend(codes, due, i)
 
     def gather(self, refs: list[WindowRef], out: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
