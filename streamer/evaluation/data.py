@@ -1,0 +1,147 @@
+"""Held-out heats as the daemon sees them: decoded readings, per-strand series, truth.
+
+The daemon's decoder (``streamer.consume.decode.ReadingDecoder``) replaces a thermocouple
+outside the valid range (or missing) by the mean of the valid thermocouples of its row
+and drops a reading whose process tags are missing or implausible or whose whole TC row
+is invalid. :func:`decode_like_daemon` applies exactly these rules to a whole series at
+once, so the model, the rules and the trees are scored on what the daemon would feed them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulators.heatfile import HeatSet
+from streamer.channels import PROCESS_CHANNELS, TC_VALID_RANGE, parse_tc_name
+from streamer.evaluation.events import TruthEvent
+
+# Names under which a checkpoint's metadata may record the simulator seed(s) it was trained
+# (or validated) on. Lists and scalars are both accepted, at the top level or in a section.
+# ("seed" alone is only read inside a data section: at the top level it may be the
+# weight-initialisation seed.)
+SEED_KEYS = ("data_seeds", "data_seed", "sim_seed", "sim_seeds", "train_data_seed",
+             "train_data_seeds", "val_data_seed", "val_data_seeds")
+SEED_SECTIONS = ("data", "dataset", "train_data", "val_data")
+
+
+def training_seeds(metadata: dict) -> set[int]:
+    """Every simulator seed a checkpoint's metadata says its data came from."""
+    found: set[int] = set()
+
+    def add(v: object) -> None:
+        if isinstance(v, bool):
+            return
+        if isinstance(v, int):
+            found.add(v)
+        elif isinstance(v, float) and v.is_integer():
+            found.add(int(v))
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                add(x)
+        elif isinstance(v, dict) and "seed" in v:  # e.g. {"dir": ..., "seed": 0}
+            add(v["seed"])
+
+    for k in SEED_KEYS:
+        if k in metadata:
+            add(metadata[k])
+    for section in SEED_SECTIONS:
+        where = metadata.get(section)
+        if isinstance(where, dict):
+            for k in (*SEED_KEYS, "seed", "seeds"):
+                if k in where:
+                    add(where[k])
+        elif isinstance(where, list):  # e.g. [{"dir": ..., "seed": 0}, ...]
+            add(where)
+    return found
+
+
+class SeedLeakError(Exception):
+    """The held-out heats were generated with a seed the model was trained on."""
+
+
+def check_heldout_seed(heldout_seed: int | None, metadata: dict) -> list[str]:
+    """Raise SeedLeakError on a shared seed; return warnings when the check is impossible."""
+    seeds = training_seeds(metadata)
+    if heldout_seed is not None and heldout_seed in seeds:
+        raise SeedLeakError(
+            f"held-out data seed {heldout_seed} is one of the checkpoint's training data seeds "
+            f"{sorted(seeds)}: evaluate on heats generated with a seed the model never saw")
+    warnings = []
+    if not seeds:
+        warnings.append("the checkpoint metadata records no training data seed: cannot verify "
+                        "that the held-out heats are unseen")
+    if heldout_seed is None:
+        warnings.append("the held-out heat set records no seed: cannot verify it is unseen")
+    return warnings
+
+
+def decode_like_daemon(values: np.ndarray, channels: Sequence[str]
+                       ) -> tuple[np.ndarray, np.ndarray, int]:
+    """(values with invalid TCs replaced by their row mean, keep mask [N], TCs replaced).
+
+    ``keep`` is False for readings the daemon rejects (a process tag missing, outside its
+    plausibility bounds, or every thermocouple of a row invalid)."""
+    from streamer.consume.decode import PROCESS_BOUNDS
+
+    v = np.array(values, dtype=np.float64, copy=True)
+    keep = np.ones(len(v), dtype=bool)
+    for i, c in enumerate(channels):
+        if c in PROCESS_CHANNELS:
+            lo, hi = PROCESS_BOUNDS[c]
+            keep &= (v[:, i] >= lo) & (v[:, i] <= hi)  # NaN compares false
+    rows: dict[int, list[int]] = {}
+    for i, c in enumerate(channels):
+        rc = parse_tc_name(c)
+        if rc is not None:
+            rows.setdefault(rc[0], []).append(i)
+    lo, hi = TC_VALID_RANGE
+    replaced = 0
+    for _, ix in sorted(rows.items()):
+        r = v[:, ix]
+        good = (r >= lo) & (r <= hi)
+        n_good = good.sum(1)
+        keep &= n_good > 0
+        bad = ~good & (n_good > 0)[:, None]
+        if bad.any():
+            mean = np.where(good, r, 0.0).sum(1) / np.maximum(n_good, 1)
+            r = np.where(bad, mean[:, None], r)
+            v[:, ix] = r
+            replaced += int(bad.sum())
+    keep &= np.isfinite(v).all(1)
+    return v.astype(np.float32), keep, replaced
+
+
+@dataclass
+class StrandSeries:
+    """One strand's decoded readings (time order) and the labels of the window ending at each."""
+
+    strand: str
+    ts: np.ndarray  # [N] float64
+    values: np.ndarray  # [N, F] float32, decoded like the daemon
+    labels: np.ndarray  # [N, K] uint8
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def load_series(heats: HeatSet, channels: Sequence[str], defect_types: Sequence[str]
+                ) -> tuple[list[StrandSeries], dict[str, int]]:
+    """Per-strand decoded series with labels (docs/labels.md) and counts of what was fixed."""
+    from streamer.training.windows import load_segments
+
+    segs = load_segments(heats, defect_types=defect_types, channels=list(channels))
+    out, dropped, replaced = [], 0, 0
+    for s in segs:
+        v, keep, n = decode_like_daemon(s.values, channels)
+        replaced += n
+        dropped += int((~keep).sum())
+        out.append(StrandSeries(s.strand, s.ts[keep], v[keep], s.labels[keep]))
+    return out, {"readings_rejected": dropped, "tc_values_replaced_by_row_mean": replaced}
+
+
+def truth_events(table) -> list[TruthEvent]:  # noqa: ANN001 (pyarrow table)
+    return [TruthEvent(e["event_id"], e["strand"], e["type"], float(e["onset_ts"]),
+                       float(e["critical_ts"])) for e in table.to_pylist()]
