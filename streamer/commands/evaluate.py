@@ -1,0 +1,348 @@
+"""``streamer evaluate``: held-out heats -> window and event metrics, model and two baselines."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _default_model() -> Path:
+    from importlib import resources
+
+    return Path(str(resources.files("streamer.model").joinpath("default", "model.pt")))
+
+
+def _manifest_seed(manifest: dict[str, Any]) -> int | None:
+    seed = manifest.get("seed")
+    if seed is None and isinstance(manifest.get("config"), dict):
+        seed = manifest["config"].get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+@click.command()
+@click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None,
+              help="Checkpoint (default: the shipped streamer/model/default/model.pt).")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="Held-out heat folder (caster-sim generate) with a seed the model never saw.")
+@click.option("--simulate", is_flag=True, help="Simulate the held-out heats here (needs --seed).")
+@click.option("--seed", type=int, default=None, help="Simulator seed of the held-out heats.")
+@click.option("--sim-config", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("configs/sim/default.yaml"), show_default=True,
+              help="Simulator settings for --simulate (and the GBT training heats).")
+@click.option("--casters", type=int, default=None, help="--simulate: number of casters.")
+@click.option("--strands", type=int, default=None, help="--simulate: strands per caster.")
+@click.option("--hours", type=float, default=None, help="--simulate: hours per strand.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("reports/eval"), show_default=True,
+              help="Folder for report.json and the PNG figures.")
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=0.8, show_default=True,
+              help="Alarm threshold (the daemon's alerts.alarm) for the event-level numbers.")
+@click.option("--baselines/--no-baselines", default=True, show_default=True,
+              help="Also score the rule system and gradient-boosted trees.")
+@click.option("--gbt-train-data", type=click.Path(path_type=Path), default=None,
+              help="Heat folder to train the trees on (default: simulate --gbt-train-seed).")
+@click.option("--gbt-train-seed", type=int, default=None,
+              help="Simulate the GBT training heats with the held-out sim config and this "
+                   "seed (default: the model's own simulated training heats as recorded in "
+                   "the checkpoint, else its training seed, else 0); never the held-out seed.")
+@click.option("--gbt-stride", type=int, default=3, show_default=True,
+              help="Train the trees on every N-th window.")
+@click.option("--min-fill", type=int, default=60, show_default=True,
+              help="Readings a window needs before it is scored (the daemon's buffer.min_fill).")
+@click.option("--batch", type=int, default=512, show_default=True, help="Windows per model call.")
+@click.option("--threads", type=int, default=1, show_default=True,
+              help="Threads for torch and the trees (0 = the libraries' defaults). On a busy "
+                   "machine more threads than free cores is many times slower.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, seed: int | None,
+             sim_config: Path, casters: int | None, strands: int | None, hours: float | None,
+             out_dir: Path, threshold: float, baselines: bool, gbt_train_data: Path | None,
+             gbt_train_seed: int | None, gbt_stride: int, min_fill: int, batch: int,
+             threads: int, quiet: bool) -> None:
+    """Evaluate a checkpoint on held-out heats against a rule system and boosted trees.
+
+    \b
+    Window level: ROC-AUC and PR-AUC per defect type and for any defect.
+    Event level (alarms through the daemon's hysteresis and repeat suppression):
+    detection rate, false alarms per strand-day (and by hard negative), lead time.
+    Writes OUT/report.json and OUT/*.png; docs/evaluation.md defines every number.
+
+    \b
+    Examples:
+      streamer evaluate --simulate --seed 9001 --out reports/eval
+      streamer evaluate --model model.pt --data data/heldout --gbt-train-data data/train
+    """
+    import json
+    import platform
+    import time
+    from datetime import datetime, timezone
+
+    if (data_dir is None) == (not simulate):
+        raise click.UsageError("give exactly one of --data DIR or --simulate --seed N")
+    if simulate and seed is None:
+        raise click.UsageError("--simulate needs --seed N (a seed the model never saw)")
+    if data_dir is not None and any(v is not None for v in (seed, casters, strands, hours)):
+        raise click.UsageError("--seed/--casters/--strands/--hours apply to --simulate only")
+    if gbt_train_data is not None and gbt_train_seed is not None:
+        raise click.UsageError("give at most one of --gbt-train-data and --gbt-train-seed")
+    if gbt_stride < 1 or batch < 1 or min_fill < 1:
+        raise click.UsageError("--gbt-stride, --batch and --min-fill must be >= 1")
+
+    t_start = time.perf_counter()
+    import torch
+
+    from simulators.caster.config import ConfigError
+    from simulators.heatfile import HeatFileError, read_heats
+    from streamer import __version__
+    from streamer.evaluation.data import SeedLeakError, check_heldout_seed, training_seeds
+    from streamer.model.checkpoint import CheckpointError, load_checkpoint
+
+    if threads:
+        from threadpoolctl import threadpool_limits
+
+        torch.set_num_threads(threads)
+        threadpool_limits(threads)  # OpenMP/BLAS pools of scikit-learn and numpy
+    progress = not quiet
+    timings: dict[str, float] = {}
+
+    def fail(msg: str) -> None:
+        raise click.ClickException(msg)
+
+    # -- model -----------------------------------------------------------------------------
+    path = model_path or _default_model()
+    if model_path is None and not path.is_file():
+        fail(f"no shipped model at {path}; pass --model CHECKPOINT")
+    try:
+        loaded = load_checkpoint(path)
+    except CheckpointError as exc:
+        fail(str(exc))
+    train_seeds = sorted(training_seeds(loaded.metadata))
+
+    # -- held-out heats ----------------------------------------------------------------------
+    if simulate:  # refuse before spending time on the simulation
+        try:
+            check_heldout_seed(seed, loaded.metadata)
+        except SeedLeakError as exc:
+            fail(str(exc))
+    t0 = time.perf_counter()
+    sim_overrides: dict[str, Any] = {}
+    sim_cfg: dict[str, Any] | None = None
+    try:
+        if data_dir is not None:
+            heldout = read_heats(data_dir)
+            heldout_seed = _manifest_seed(heldout.manifest)
+            if isinstance(heldout.manifest.get("config"), dict):
+                sim_cfg = heldout.manifest["config"]
+        else:
+            from simulators.caster import generate, load_config
+
+            for key, val in (("casters", casters), ("strands_per_caster", strands),
+                             ("hours", hours)):
+                if val is not None:
+                    sim_overrides[key] = val
+            cfg = load_config(sim_config, **sim_overrides, seed=seed)
+            sim_cfg = cfg.model_dump(mode="json")
+            heldout = generate(cfg)
+            heldout_seed = seed
+    except (HeatFileError, ConfigError) as exc:
+        fail(str(exc))
+    timings["load_heldout_s"] = time.perf_counter() - t0
+    try:
+        warnings = check_heldout_seed(heldout_seed, loaded.metadata)
+    except SeedLeakError as exc:
+        fail(str(exc))
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+
+    missing = [c for c in loaded.channels if c not in heldout.channels]
+    if missing:
+        fail(f"held-out heats lack the model's channels {missing[:6]}")
+    known = set(heldout.manifest.get("defect_types") or ("sticker", "crack", "slag"))
+    unknown = [t for t in loaded.defect_types if t not in known]
+    if unknown:
+        fail(f"the model's outputs {unknown} are not defect types of the heat set "
+             f"({sorted(known)}): event scoring needs per-type outputs")
+    if min_fill > loaded.window:
+        fail(f"--min-fill {min_fill} exceeds the model window {loaded.window}")
+
+    # -- GBT baseline ------------------------------------------------------------------------
+    gbt = None
+    gbt_source: dict[str, Any] | None = None
+    if baselines:
+        from streamer.evaluation.data import load_series
+        from streamer.evaluation.gbt import GbtBaseline
+
+        t0 = time.perf_counter()
+        try:
+            if gbt_train_data is not None:
+                train_heats = read_heats(gbt_train_data)
+                g_seed = _manifest_seed(train_heats.manifest)
+                gbt_source = {"data": str(gbt_train_data), "seed": g_seed}
+            else:
+                from simulators.caster import generate, make_config
+
+                recorded_cfg = None
+                if gbt_train_seed is None:
+                    for rec in _recorded_sim_sources(loaded.metadata):
+                        try:  # a config recorded by an older simulator may no longer validate
+                            recorded_cfg = make_config(rec)
+                            break
+                        except ConfigError:
+                            continue
+                if recorded_cfg is not None and recorded_cfg.seed != heldout_seed:
+                    # the model's own simulated training heats, regenerated
+                    g_seed = recorded_cfg.seed
+                    train_heats = generate(recorded_cfg)
+                    gbt_source = {"simulate": True, "seed": g_seed,
+                                  "config": "the checkpoint's recorded training sim_config"}
+                else:
+                    g_seed = gbt_train_seed if gbt_train_seed is not None else (
+                        train_seeds[0] if train_seeds else 0)
+                    if g_seed == heldout_seed:
+                        fail(f"GBT training seed {g_seed} equals the held-out seed; "
+                             "pass --gbt-train-seed N with another seed")
+                    if sim_cfg is None:
+                        fail("the held-out heats carry no simulator config to simulate GBT "
+                             "training heats from; pass --gbt-train-data DIR")
+                    train_heats = generate(make_config(sim_cfg, seed=g_seed))
+                    gbt_source = {"simulate": True, "seed": g_seed,
+                                  "config": "the held-out sim config with this seed"}
+        except (HeatFileError, ConfigError) as exc:
+            fail(f"GBT training heats: {exc}")
+        if g_seed is not None and g_seed == heldout_seed:
+            fail(f"GBT training heats have the held-out seed {g_seed}: use other heats")
+        lacking = [c for c in loaded.channels if c not in train_heats.channels]
+        if lacking:
+            fail(f"GBT training heats lack channels {lacking[:6]}")
+        hz = float(train_heats.manifest.get("hz") or 1.0)
+        train_series, _ = load_series(train_heats, loaded.channels, loaded.defect_types)
+        try:
+            gbt = GbtBaseline(list(loaded.defect_types), list(loaded.channels), loaded.window,
+                              hz).fit(train_series, min_fill, gbt_stride, progress)
+        except ValueError as exc:
+            fail(f"GBT baseline: {exc}")
+        gbt.train_info["source"] = gbt_source
+        timings["gbt_train_s"] = time.perf_counter() - t0
+
+    # -- evaluate ----------------------------------------------------------------------------
+    from streamer.evaluation.report import evaluate_heats, format_table
+
+    t0 = time.perf_counter()
+    try:
+        ev = evaluate_heats(heldout, defect_types=loaded.defect_types, channels=loaded.channels,
+                            window=loaded.window, loaded=loaded, gbt=gbt, rules=baselines,
+                            threshold=threshold, min_fill=min_fill, batch=batch,
+                            progress=progress)
+    except ValueError as exc:
+        fail(str(exc))
+    timings["evaluate_s"] = time.perf_counter() - t0
+
+    # -- write -------------------------------------------------------------------------------
+    from streamer.evaluation.plots import plot_curves, plot_lead_times, plot_traces
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"--out {out_dir}: cannot create ({exc.strerror})")
+    t0 = time.perf_counter()
+    plots = [plot_curves(ev, out_dir / "curves.png")]
+    if "sticker" in ev.defect_types:
+        plots.append(plot_lead_times(ev, out_dir / "lead_time_sticker.png"))
+    tr = plot_traces(ev, out_dir / "traces.png", threshold)
+    if tr is not None:
+        plots.append(tr)
+    timings["plots_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_start
+
+    if data_dir is not None:
+        rerun = ["streamer", "evaluate", "--model", str(path), "--data", str(data_dir)]
+    else:
+        rerun = ["streamer", "evaluate", "--model", str(path), "--simulate", "--seed", str(seed),
+                 "--sim-config", str(sim_config)]
+        for flag, val in (("--casters", casters), ("--strands", strands), ("--hours", hours)):
+            if val is not None:
+                rerun += [flag, str(val)]
+    rerun += ["--out", str(out_dir), "--threshold", str(threshold), "--min-fill", str(min_fill)]
+    if not baselines:
+        rerun.append("--no-baselines")
+    elif gbt_train_data is not None:
+        rerun += ["--gbt-train-data", str(gbt_train_data), "--gbt-stride", str(gbt_stride)]
+    else:
+        if gbt_train_seed is not None:
+            rerun += ["--gbt-train-seed", str(gbt_train_seed)]
+        rerun += ["--gbt-stride", str(gbt_stride)]
+
+    counts = dict(ev.counts)
+    alert = counts.pop("alert_settings")
+    report = {
+        "format": "streamer-evaluation", "version": 1,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "streamer_version": __version__,
+        "command": " ".join(["streamer", "evaluate", *sys.argv[2:]])
+        if len(sys.argv) > 1 and sys.argv[1] == "evaluate" else None,
+        "rerun": " ".join(rerun),
+        "model": {"path": str(path), "model_id": loaded.model_id, "window": loaded.window,
+                  "channels": loaded.channels, "defect_types": loaded.defect_types,
+                  "metadata": loaded.metadata},
+        "data": {
+            "source": str(data_dir) if data_dir is not None else "simulate",
+            "seed": heldout_seed,
+            "sim_config_file": str(sim_config) if simulate else None,
+            "sim_overrides": sim_overrides or None,
+            "sim_config": sim_cfg,
+            "hz": ev.hz,
+            "generator_version": heldout.manifest.get("generator_version"),
+        },
+        "seed_check": {"heldout_seed": heldout_seed, "training_seeds": train_seeds,
+                       "gbt_train_seed": gbt_source["seed"] if gbt_source else None,
+                       "warnings": warnings},
+        "defect_types": ev.defect_types,
+        "settings": {"threshold": threshold, "min_fill": min_fill, "hop": 1,
+                     "window": loaded.window, "alert_settings": alert},
+        "counts": counts,
+        "systems": {name: res.report for name, res in ev.systems.items()},
+        "plots": [p.name for p in plots],
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        "host": {"python": platform.python_version(), "torch": torch.__version__,
+                 "torch_threads": torch.get_num_threads(), "cpus": _cpus()},
+    }
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
+    click.echo(format_table(report))
+    click.echo(f"wrote {out_dir / 'report.json'} and {', '.join(p.name for p in plots)} "
+               f"in {timings['total_s']:.0f} s")
+
+
+def _recorded_sim_sources(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    """Simulator configs of the training data recorded by `streamer train` (metadata.data)."""
+    out = []
+    for src in metadata.get("data") or []:
+        if isinstance(src, dict) and isinstance(src.get("sim_config"), dict) \
+                and isinstance(src["sim_config"].get("seed"), int):
+            out.append(src["sim_config"])
+    return out
+
+
+def _cpus() -> int | None:
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count()
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, tuple)):
+        return sorted(o) if isinstance(o, set) else list(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")

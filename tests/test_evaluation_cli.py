@@ -1,0 +1,157 @@
+"""``streamer evaluate`` end to end on a tiny simulated set, and its refusals and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from streamer.channels import ChannelLayout
+from streamer.commands.evaluate import evaluate
+from streamer.model.checkpoint import save_checkpoint
+from streamer.model.lstm import SteelDefectLSTM, default_config
+
+SMALL = Path(__file__).resolve().parents[1] / "configs" / "sim" / "small.yaml"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """An untrained small model for the small sim config's channels (3 x 6 TCs)."""
+    import torch
+
+    torch.manual_seed(0)
+    channels = list(ChannelLayout(3, 6).channels)
+    cfg = default_config()
+    cfg["architecture"].update(hidden_size=32, num_layers=1, input_size=len(channels))
+    cfg["data"]["channels"] = channels
+    cfg["data"]["window"] = 120
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    model_id = save_checkpoint(path, SteelDefectLSTM(cfg), metadata={"data_seeds": [7]})
+    return path, model_id
+
+
+def _run(args: list[str]) -> object:
+    return CliRunner().invoke(evaluate, args, catch_exceptions=False)
+
+
+def test_end_to_end_writes_report_and_pngs(tiny_ckpt: tuple[Path, str], tmp_path: Path) -> None:
+    ckpt, model_id = tiny_ckpt
+    out = tmp_path / "eval"
+    res = _run(["--model", str(ckpt), "--simulate", "--seed", "101", "--sim-config", str(SMALL),
+                "--hours", "3", "--gbt-train-seed", "102", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "rule system" in res.output and "gradient-boosted trees" in res.output
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["model"]["model_id"] == model_id
+    assert rep["data"]["seed"] == 101 and rep["seed_check"]["training_seeds"] == [7]
+    assert rep["seed_check"]["gbt_train_seed"] == 102
+    assert "--seed 101" in rep["rerun"] and "--gbt-train-seed 102" in rep["rerun"]
+    assert set(rep["systems"]) == {"model", "rules", "gbt"}
+    c = rep["counts"]
+    assert c["strands"] == 2 and c["readings"] == 2 * 3 * 3600
+    assert c["windows"] == c["readings"] - 2 * 59  # hop 1 from the 60th reading
+    assert c["strand_days"] == pytest.approx(c["windows"] / 86400)
+    assert sum(c["events"].values()) > 0
+    for name, sysrep in rep["systems"].items():
+        for t in ["sticker", "crack", "slag", "any"]:
+            w = sysrep["window"][t]
+            assert w["windows"] == c["windows"]
+            for key in ("roc_auc", "average_precision"):
+                assert w[key] is None or 0.0 <= w[key] <= 1.0, (name, t, key)
+        ev = sysrep["events"]
+        for t in ["sticker", "crack", "slag"]:
+            bt = ev["by_type"][t]
+            assert bt["events"] == c["events"][t]
+            assert bt["caught"] + bt["missed"] + bt["pending"] == bt["events"]
+        assert ev["false_alarms"] == sum(ev["false_alarms_by_nuisance"].values())
+    assert rep["systems"]["gbt"]["train"]["source"]["seed"] == 102
+    assert rep["plots"] == ["curves.png", "lead_time_sticker.png", "traces.png"]
+    import matplotlib.image as mpimg
+
+    for name in rep["plots"]:
+        data = (out / name).read_bytes()
+        assert data[:8] == PNG_SIGNATURE
+        img = mpimg.imread(out / name)
+        assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100
+        assert np.ptp(img) > 0  # not a blank image
+
+
+def test_no_baselines_scores_the_model_only(tiny_ckpt: tuple[Path, str], tmp_path: Path) -> None:
+    ckpt, _ = tiny_ckpt
+    res = _run(["--model", str(ckpt), "--simulate", "--seed", "103", "--sim-config", str(SMALL),
+                "--hours", "1", "--no-baselines", "--out", str(tmp_path), "-q"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert list(rep["systems"]) == ["model"]
+    assert "--no-baselines" in rep["rerun"]
+
+
+def test_refuses_a_training_seed(tiny_ckpt: tuple[Path, str], tmp_path: Path) -> None:
+    ckpt, _ = tiny_ckpt
+    res = _run(["--model", str(ckpt), "--simulate", "--seed", "7", "--sim-config", str(SMALL),
+                "--out", str(tmp_path), "-q"])
+    assert res.exit_code == 1
+    assert "seed 7" in res.output and "never saw" in res.output
+    assert not (tmp_path / "report.json").exists()
+
+
+def test_refuses_a_heat_folder_with_a_training_seed(tiny_ckpt: tuple[Path, str],
+                                                    tmp_path: Path) -> None:
+    from simulators.caster import generate, load_config
+    from simulators.heatfile import write_heats
+
+    ckpt, _ = tiny_ckpt
+    write_heats(tmp_path / "h", generate(load_config(SMALL, seed=7, hours=0.2)))
+    res = _run(["--model", str(ckpt), "--data", str(tmp_path / "h"), "--out",
+                str(tmp_path / "o"), "-q"])
+    assert res.exit_code == 1 and "seed 7" in res.output
+
+
+def test_refuses_gbt_training_on_the_heldout_seed(tiny_ckpt: tuple[Path, str],
+                                                  tmp_path: Path) -> None:
+    ckpt, _ = tiny_ckpt
+    res = _run(["--model", str(ckpt), "--simulate", "--seed", "104", "--sim-config", str(SMALL),
+                "--hours", "0.2", "--gbt-train-seed", "104", "--out", str(tmp_path), "-q"])
+    assert res.exit_code == 1 and "GBT training seed 104" in res.output
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "corrupt"])
+def test_bad_data_is_a_one_line_error(tiny_ckpt: tuple[Path, str], tmp_path: Path,
+                                      kind: str) -> None:
+    ckpt, _ = tiny_ckpt
+    d = tmp_path / "heats"
+    if kind != "missing":
+        d.mkdir()
+    if kind == "corrupt":
+        (d / "manifest.json").write_text("{not json")
+    res = _run(["--model", str(ckpt), "--data", str(d), "--out", str(tmp_path / "o"), "-q"])
+    assert res.exit_code == 1
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:"), res.output
+    assert "Traceback" not in res.output
+
+
+def test_bad_checkpoint_and_usage(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    res = _run(["--model", str(bad), "--simulate", "--seed", "5", "--out", str(tmp_path), "-q"])
+    assert res.exit_code == 1 and "corrupt" in res.output
+    res = _run(["--model", str(bad), "--simulate", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "--seed" in res.output
+    res = _run(["--model", str(bad), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "--data" in res.output
+
+
+def test_command_module_imports_no_heavy_libraries() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, streamer.commands.evaluate; "
+            "print(sorted(m for m in ('torch', 'sklearn', 'matplotlib', 'pyarrow') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
