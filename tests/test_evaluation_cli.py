@@ -68,8 +68,14 @@ def test_end_to_end_writes_report_and_pngs(tiny_ckpt: tuple[Path, str], tmp_path
             assert bt["events"] == c["events"][t]
             assert bt["caught"] + bt["missed"] + bt["pending"] == bt["events"]
         assert ev["false_alarms"] == sum(ev["false_alarms_by_nuisance"].values())
+        points = {p["threshold"]: p for p in sysrep["operating_points"]}
+        assert sorted(points) == [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98]
+        for t in ["sticker", "crack", "slag"]:  # the sweep's 0.8 point is the headline
+            assert points[0.8]["by_type"][t]["caught"] == ev["by_type"][t]["caught"]
+            assert points[0.8]["by_type"][t]["false_alarms"] == ev["by_type"][t]["false_alarms"]
     assert rep["systems"]["gbt"]["train"]["source"]["seed"] == 102
-    assert rep["plots"] == ["curves.png", "lead_time_sticker.png", "traces.png"]
+    assert rep["plots"] == ["curves.png", "lead_time_sticker.png", "operating_points.png",
+                           "traces.png"]
     import matplotlib.image as mpimg
 
     for name in rep["plots"]:

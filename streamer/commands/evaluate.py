@@ -243,7 +243,12 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     timings["evaluate_s"] = time.perf_counter() - t0
 
     # -- write -------------------------------------------------------------------------------
-    from streamer.evaluation.plots import plot_curves, plot_lead_times, plot_traces
+    from streamer.evaluation.plots import (
+        plot_curves,
+        plot_lead_times,
+        plot_operating_points,
+        plot_traces,
+    )
 
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -253,6 +258,7 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     plots = [plot_curves(ev, out_dir / "curves.png")]
     if "sticker" in ev.defect_types:
         plots.append(plot_lead_times(ev, out_dir / "lead_time_sticker.png"))
+    plots.append(plot_operating_points(ev, out_dir / "operating_points.png", threshold))
     tr = plot_traces(ev, out_dir / "traces.png", threshold)
     if tr is not None:
         plots.append(tr)

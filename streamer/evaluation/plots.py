@@ -123,3 +123,31 @@ def plot_traces(ev: Evaluation, path: Path, threshold: float, per_type: int = 1,
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def plot_operating_points(ev: Evaluation, path: Path, threshold: float) -> Path:
+    """Detection rate against false alarms per strand-day over the alarm-threshold sweep."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(ev.defect_types), figsize=(4.6 * len(ev.defect_types), 4.2),
+                             squeeze=False)
+    for ax, t in zip(axes[0], ev.defect_types):
+        for name, res in ev.systems.items():
+            pts = res.report.get("operating_points", [])
+            xs = [p["by_type"][t]["false_alarms_per_strand_day"] for p in pts]
+            ys = [p["by_type"][t]["detection_rate"] for p in pts]
+            if not pts or any(y is None for y in ys):
+                continue
+            ax.plot(xs, ys, marker="o", ms=3, lw=1.2, color=COLORS.get(name),
+                    label=LABELS.get(name, name))
+            for p, x, y in zip(pts, xs, ys):
+                if p["threshold"] == threshold:
+                    ax.plot([x], [y], marker="*", ms=12, color=COLORS.get(name))
+        ax.set_xscale("symlog", linthresh=0.5)
+        ax.set(title=f"{t}: detection vs false alarms (star: {threshold})",
+               xlabel="false alarms per strand-day", ylabel="detection rate", ylim=(-0.02, 1.02))
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

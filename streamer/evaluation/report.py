@@ -29,6 +29,7 @@ from streamer.evaluation.events import Raise, score_events
 from streamer.evaluation.window_metrics import window_metrics
 
 SYSTEMS = ("model", "rules", "gbt")
+SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)  # alarm thresholds of the operating-point sweep
 LABELS = {"model": "model (LSTM)", "rules": "rule system", "gbt": "gradient-boosted trees"}
 
 
@@ -85,18 +86,34 @@ def model_scores(loaded: Any, series: Sequence[StrandSeries], min_fill: int, bat
     return out
 
 
-def _event_level(ev: Evaluation, res: SystemResult, settings: Any, nuisances: list[Any]
-                 ) -> None:
-    res.raises = []
+def _score(ev: Evaluation, res: SystemResult, settings: Any) -> tuple[list[Raise], Any]:
+    raises: list[Raise] = []
     for s, e, sc in zip(ev.series, ev.ends, res.scores):
-        res.raises += raises_from_scores(s.strand, s.ts[e], sc, ev.defect_types, settings)
+        raises += raises_from_scores(s.strand, s.ts[e], sc, ev.defect_types, settings)
     observed = {s.strand: float(s.ts[-1]) for s in ev.series if len(s)}
-    score = score_events(res.raises, ev.truth, observed_until=observed,
+    score = score_events(raises, ev.truth, observed_until=observed,
                          strand_seconds=ev.counts["strand_seconds"],
                          defect_types=ev.defect_types)
+    return raises, score
+
+
+def _event_level(ev: Evaluation, res: SystemResult, threshold: float, nuisances: list[Any],
+                 sweep: Sequence[float] = SWEEP) -> None:
+    res.raises, score = _score(ev, res, alert_settings(threshold))
     res.lead_times = {t: sorted(v.lead_times_s) for t, v in score.by_type.items()}
     res.report["events"] = event_report(score, nuisances)
     res.report["events"]["raised_alarms"] = len(res.raises)
+    points = []
+    for th in sorted(set(sweep) | {threshold}):
+        _, sc = _score(ev, res, alert_settings(th))
+        d = sc.as_dict()
+        points.append({"threshold": th,
+                       "false_alarms_per_strand_day": d["false_alarms_per_strand_day"],
+                       "by_type": {t: {k: v[k] for k in (
+                           "caught", "missed", "detection_rate", "false_alarms",
+                           "false_alarms_per_strand_day", "mistyped", "lead_time_median_s",
+                           "lead_time_p10_s")} for t, v in d["by_type"].items()}})
+    res.report["operating_points"] = points
 
 
 def evaluate_heats(heldout: HeatSet, *, defect_types: Sequence[str], channels: Sequence[str],
@@ -161,7 +178,7 @@ def evaluate_heats(heldout: HeatSet, *, defect_types: Sequence[str], channels: S
     for name, res in ev.systems.items():
         res.report["window"] = window_metrics(labels, ev.scores(name), defect_types)
         t0 = time.perf_counter()
-        _event_level(ev, res, settings, nuisances)
+        _event_level(ev, res, threshold, nuisances)
         res.report["score_s"] = round(res.seconds, 2)
         res.report["alarm_s"] = round(time.perf_counter() - t0, 2)
     counts["alert_settings"] = settings.model_dump(mode="json")
