@@ -90,3 +90,38 @@ def test_append_batch_equals_append(seed: int) -> None:
     assert len(windows_b) == len(windows_a)
     for x, y in zip(windows_a, windows_b):
         np.testing.assert_array_equal(x, y)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False,
+                                                                         allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=12)
+
+
+@st.composite
+def hostile_record(draw: st.DrawFn) -> tuple[bytes | None, bytes | None]:
+    kind = draw(st.integers(0, 3))
+    if kind == 0:
+        return draw(st.none() | st.binary(max_size=8)), draw(st.none() | st.binary(max_size=64))
+    base: dict[str, object] = {"v": 1, "strand": "C1-S1", "heat": "H", "ts": 1e9, "seq": 1,
+                               "values": values_at(1)}
+    if kind == 1:  # one top-level field replaced by anything
+        base[draw(st.sampled_from(list(base)))] = draw(json_values)
+    elif kind == 2:  # one channel replaced by anything
+        vals = dict(values_at(1))
+        vals[draw(st.sampled_from(CHANNELS))] = draw(json_values)
+        base["values"] = vals
+    else:
+        base = draw(json_values)  # type: ignore[assignment]
+    return b"C1-S1", orjson.dumps(base)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(hostile_record(), max_size=12))
+def test_decoders_never_raise_on_hostile_input(recs: list) -> None:
+    out = BatchDecoder(CHANNELS).decode_batch(recs)
+    assert sorted(out.order + [i for i, _ in out.rejected]) == list(range(len(recs)))
+    assert np.isfinite(out.values).all()

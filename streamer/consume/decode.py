@@ -112,7 +112,10 @@ class ReadingDecoder:
                if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))]
         if bad:
             return Rejected("type", f"non-numeric values for {', '.join(bad[:8])}")
-        arr = np.array([math.nan if v is None else v for v in raw], dtype=np.float64)
+        try:
+            arr = np.array([math.nan if v is None else v for v in raw], dtype=np.float64)
+        except OverflowError:
+            return Rejected("range", "a value is too large for a float")
         for i in self._process_idx:
             v = arr[i]
             lo, hi = PROCESS_BOUNDS[self.channels[i]]
@@ -214,7 +217,7 @@ class BatchDecoder(ReadingDecoder):
         if rows:
             try:
                 arr = np.array(rows, dtype=np.float64)
-            except (TypeError, ValueError):  # a null, a string, a nested value: row by row
+            except (TypeError, ValueError, OverflowError):  # a null, a string...: row by row
                 arr = None
             if arr is None or arr.shape != (len(rows), n_ch):
                 slow.extend(order)
