@@ -89,6 +89,10 @@ class RunStats:
     warmup_records: int = 0
 
 
+class StartupError(Exception):
+    """The daemon cannot start as configured (model, device); the message names the field."""
+
+
 class _Listener(ConsumerRebalanceListener):
     def __init__(self, app: "Application"):
         self.app = app
@@ -137,15 +141,21 @@ class Application:
     # -- start-up ------------------------------------------------------------------------------
 
     def _load_model(self) -> None:
-        from streamer.model.checkpoint import load_checkpoint
+        from streamer.model.checkpoint import CheckpointError, load_checkpoint
 
         if self._loaded is None:
             path = self.settings.model.path or default_model_path()
-            self._loaded = load_checkpoint(path)
+            try:
+                self._loaded = load_checkpoint(path)
+            except CheckpointError as exc:
+                raise StartupError(f"model.path: {exc}") from None
         lm = self._loaded
         m = self.settings.model
-        self.engine = InferenceEngine(lm.model, device=m.device, precision=m.precision,
-                                      torch_threads=m.torch_threads)
+        try:
+            self.engine = InferenceEngine(lm.model, device=m.device, precision=m.precision,
+                                          torch_threads=m.torch_threads)
+        except RuntimeError as exc:
+            raise StartupError(f"model.device: {exc}") from None
         self.channels = tuple(lm.channels)
         self.defect_types = tuple(lm.defect_types)
         self.window = int(lm.window)
@@ -251,6 +261,10 @@ class Application:
             if self._fatal is None:
                 await self._drain(final=True)
             return 0 if self._fatal is None else 1
+        except StartupError as exc:
+            self._fatal = exc
+            log.error("cannot start", error=str(exc))
+            return 1
         except ConnectionError as exc:
             self._fatal = exc
             log.error("giving up", error=str(exc))
@@ -260,7 +274,8 @@ class Application:
             log.exception("fatal error")
             return 1
         finally:
-            if self._fatal is not None and not isinstance(self._fatal, ConnectionError):
+            if self._fatal is not None and not isinstance(self._fatal,
+                                                          (ConnectionError, StartupError)):
                 log.error("stopping after fatal error; uncommitted records will be re-read "
                           "at restart", error=repr(self._fatal))
             for t in tasks:

@@ -184,3 +184,13 @@ async def test_unreachable_broker_gives_up_with_a_message(ckpt: Path) -> None:
     app = Application(s)
     assert await asyncio.wait_for(app.run(install_signal_handlers=False), 30) == 1
     assert "cannot reach Kafka" in str(app._fatal)
+
+
+async def test_bad_model_file_stops_start_up_naming_the_field(tmp_path: Path) -> None:
+    from streamer.app import StartupError
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    app = Application(settings_for("127.0.0.1:1", "x", bad))
+    assert await asyncio.wait_for(app.run(install_signal_handlers=False), 30) == 1
+    assert isinstance(app._fatal, StartupError) and "model.path" in str(app._fatal)
