@@ -42,7 +42,7 @@ def format_report(r: dict[str, Any]) -> str:
         m = s["model"]
         lines.append(f"5. model {m['model_id']} (window {m['window']}): windows/s by batch")
         for row in m["results"]:
-            lines.append(f"   {row['device']:<5} batch {row['batch']:>5}: "
+            lines.append(f"   {row['device']:<5}{row['precision']:<5} batch {row['batch']:>5}: "
                          f"{_f(row['windows_per_s'])} windows/s, median call "
                          f"{row['median_ms']:.2f} ms")
     return "\n".join(lines)
