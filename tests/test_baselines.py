@@ -186,8 +186,8 @@ def test_gbt_learns_a_separable_signal() -> None:
         on = (t >= 200 + 50 * seed) & (t < 260 + 50 * seed)
         v[:, 1] += np.where(on, 15 * np.sin(2 * np.pi * t / 20), 0)
         y[on, 2] = 1
-        y[[100 + seed, 101 + seed], 0] = 1  # a couple of labels so each type has 2 classes
-        y[[150 + seed], 1] = 1
+        y[100 + seed:130, 0] = 1  # some labels so that each type has both classes
+        y[150 + seed:170, 1] = 1
         series.append(S(v, y))
     g = GbtBaseline(list(TYPES), CH, 120, params=dict(max_iter=30, random_state=0))
     g.fit(series[:3], min_fill=60, stride=2)
@@ -196,3 +196,7 @@ def test_gbt_learns_a_separable_signal() -> None:
     y = series[3].labels[59:, 2].astype(bool)
     assert p[y, 2].mean() > 0.5 > p[~y, 2].mean()
     assert g.train_info["windows"] == 3 * len(range(59, N, 2))
+    # a cap on the windows raises the stride: 3 x 541 available, at most 400 -> stride 5
+    g.fit(series[:3], min_fill=60, stride=2, max_windows=400)
+    assert g.train_info["stride"] == 5 and g.train_info["windows_available"] == 3 * 541
+    assert g.train_info["windows"] == 3 * len(range(59, N, 5)) <= 400

@@ -51,7 +51,9 @@ def _manifest_seed(manifest: dict[str, Any]) -> int | None:
                    "seed (default: the model's own simulated training heats as recorded in "
                    "the checkpoint, else its training seed, else 0); never the held-out seed.")
 @click.option("--gbt-stride", type=int, default=3, show_default=True,
-              help="Train the trees on every N-th window.")
+              help="Train the trees on every N-th window ...")
+@click.option("--gbt-max-windows", type=int, default=60_000, show_default=True,
+              help="... or a larger stride so that at most this many are used (0 = no cap).")
 @click.option("--min-fill", type=int, default=60, show_default=True,
               help="Readings a window needs before it is scored (the daemon's buffer.min_fill).")
 @click.option("--batch", type=int, default=512, show_default=True, help="Windows per model call.")
@@ -62,7 +64,8 @@ def _manifest_seed(manifest: dict[str, Any]) -> int | None:
 def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, seed: int | None,
              sim_config: Path, casters: int | None, strands: int | None, hours: float | None,
              out_dir: Path, threshold: float, baselines: bool, gbt_train_data: Path | None,
-             gbt_train_seed: int | None, gbt_stride: int, min_fill: int, batch: int,
+             gbt_train_seed: int | None, gbt_stride: int, gbt_max_windows: int,
+             min_fill: int, batch: int,
              threads: int, quiet: bool) -> None:
     """Evaluate a checkpoint on held-out heats against a rule system and boosted trees.
 
@@ -90,8 +93,9 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
         raise click.UsageError("--seed/--casters/--strands/--hours apply to --simulate only")
     if gbt_train_data is not None and gbt_train_seed is not None:
         raise click.UsageError("give at most one of --gbt-train-data and --gbt-train-seed")
-    if gbt_stride < 1 or batch < 1 or min_fill < 1:
-        raise click.UsageError("--gbt-stride, --batch and --min-fill must be >= 1")
+    if gbt_stride < 1 or batch < 1 or min_fill < 1 or gbt_max_windows < 0:
+        raise click.UsageError("--gbt-stride, --batch and --min-fill must be >= 1, "
+                               "--gbt-max-windows >= 0")
 
     t_start = time.perf_counter()
     import torch
@@ -223,7 +227,8 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
         train_series, _ = load_series(train_heats, loaded.channels, loaded.defect_types)
         try:
             gbt = GbtBaseline(list(loaded.defect_types), list(loaded.channels), loaded.window,
-                              hz).fit(train_series, min_fill, gbt_stride, progress)
+                              hz, threads=threads or None).fit(train_series, min_fill, gbt_stride, progress,
+                                           max_windows=gbt_max_windows or None)
         except ValueError as exc:
             fail(f"GBT baseline: {exc}")
         gbt.train_info["source"] = gbt_source
@@ -277,11 +282,12 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     if not baselines:
         rerun.append("--no-baselines")
     elif gbt_train_data is not None:
-        rerun += ["--gbt-train-data", str(gbt_train_data), "--gbt-stride", str(gbt_stride)]
+        rerun += ["--gbt-train-data", str(gbt_train_data), "--gbt-stride", str(gbt_stride),
+                  "--gbt-max-windows", str(gbt_max_windows)]
     else:
         if gbt_train_seed is not None:
             rerun += ["--gbt-train-seed", str(gbt_train_seed)]
-        rerun += ["--gbt-stride", str(gbt_stride)]
+        rerun += ["--gbt-stride", str(gbt_stride), "--gbt-max-windows", str(gbt_max_windows)]
 
     counts = dict(ev.counts)
     alert = counts.pop("alert_settings")

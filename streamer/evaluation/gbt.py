@@ -108,6 +108,7 @@ class GbtBaseline:
     channels: list[str]
     window: int
     hz: float = 1.0
+    threads: int | None = 1  # OpenMP threads of the trees (None: the library default)
     params: dict[str, Any] = field(default_factory=lambda: dict(
         max_iter=200, learning_rate=0.1, max_leaf_nodes=31, min_samples_leaf=40,
         l2_regularization=1.0, early_stopping=False, random_state=0))
@@ -115,13 +116,19 @@ class GbtBaseline:
     train_info: dict[str, Any] = field(default_factory=dict)
 
     def fit(self, series: Sequence[Any], min_fill: int, stride: int = 2,
-            progress: bool = False) -> "GbtBaseline":
+            progress: bool = False, max_windows: int | None = None) -> "GbtBaseline":
+        """Fit on every ``stride``-th window (a larger stride if that would exceed
+        ``max_windows``)."""
+        import math
         import time
 
         from sklearn.ensemble import HistGradientBoostingClassifier
         from tqdm import tqdm
 
         t0 = time.perf_counter()
+        available = sum(max(0, len(s) - min_fill + 1) for s in series)
+        if max_windows:
+            stride = max(stride, math.ceil(available / max_windows))
         xs, ys = [], []
         for s in tqdm(series, desc="gbt features (train)", unit="strand", disable=not progress):
             ends = np.arange(min_fill - 1, len(s), stride)
@@ -139,10 +146,12 @@ class GbtBaseline:
             if y[:, k].min() == y[:, k].max():
                 raise ValueError(f"GBT training set has only one class for {t}")
             m = HistGradientBoostingClassifier(**self.params)
-            m.fit(x, y[:, k])
+            with self._limit():
+                m.fit(x, y[:, k])
             self.models.append(m)
         self.train_info = {
-            "windows": int(len(x)), "stride": stride, "features": int(x.shape[1]),
+            "windows": int(len(x)), "stride": stride, "windows_available": int(available),
+            "features": int(x.shape[1]),
             "positives": {t: int(y[:, k].sum()) for k, t in enumerate(self.defect_types)},
             "feature_s": round(t1 - t0, 2), "fit_s": round(time.perf_counter() - t1, 2),
             "params": self.params,
@@ -152,4 +161,19 @@ class GbtBaseline:
     def predict_series(self, values: np.ndarray, ends: np.ndarray) -> np.ndarray:
         """[len(ends), K] probabilities of the windows ending at ``ends`` of one strand."""
         x = window_features(values, self.channels, self.window, self.hz)[ends]
-        return np.stack([m.predict_proba(x)[:, 1] for m in self.models], axis=1).astype(np.float32)
+        with self._limit():
+            p = [m.predict_proba(x)[:, 1] for m in self.models]
+        return np.stack(p, axis=1).astype(np.float32)
+
+    def _limit(self) -> Any:
+        """Limit OpenMP threads (on a busy 2-core machine, 2 threads fit 9-60x slower).
+
+        Only libraries already loaded are limited, hence after scikit-learn's import."""
+        import contextlib
+
+        if not self.threads:
+            return contextlib.nullcontext()
+        import sklearn.ensemble  # noqa: F401  (loads the OpenMP runtime first)
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(self.threads)
