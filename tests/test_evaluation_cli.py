@@ -96,6 +96,24 @@ def test_no_baselines_scores_the_model_only(tiny_ckpt: tuple[Path, str], tmp_pat
     assert "--no-baselines" in rep["rerun"]
 
 
+def test_heat_folder_input(tiny_ckpt: tuple[Path, str], tmp_path: Path) -> None:
+    from simulators.caster import generate, load_config
+    from simulators.heatfile import write_heats
+
+    ckpt, _ = tiny_ckpt
+    heats = generate(load_config(SMALL, seed=105, hours=0.5))
+    write_heats(tmp_path / "h", heats)
+    res = _run(["--model", str(ckpt), "--data", str(tmp_path / "h"), "--no-baselines",
+                "--out", str(tmp_path / "o"), "-q"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert rep["data"]["source"] == str(tmp_path / "h") and rep["data"]["seed"] == 105
+    assert rep["counts"]["readings"] == heats.readings.num_rows
+    assert rep["counts"]["events"] == {t: sum(1 for e in heats.events.to_pylist()
+                                              if e["type"] == t)
+                                       for t in ("sticker", "crack", "slag")}
+
+
 def test_refuses_a_training_seed(tiny_ckpt: tuple[Path, str], tmp_path: Path) -> None:
     ckpt, _ = tiny_ckpt
     res = _run(["--model", str(ckpt), "--simulate", "--seed", "7", "--sim-config", str(SMALL),
