@@ -195,6 +195,8 @@ class BatchDecoder(ReadingDecoder):
                 doc = loads(value)
                 strand = doc["strand"]
                 kb = known.get(strand)
+                if kb is None and type(strand) is str and STRAND_ID_RE.match(strand):
+                    kb = known[strand] = strand.encode()  # validated once per strand
                 heat, ts, seq, values = doc["heat"], doc["ts"], doc["seq"], doc["values"]
                 if (kb is None or doc["v"] != 1 or (key is not None and key != kb)
                         or type(heat) is not str or not 0 < len(heat) <= 64
