@@ -86,6 +86,9 @@ class InferenceEngine:
             dev = (z - mean).abs() * valid.unsqueeze(-1)
             w = att.float() if att is not None else valid.float() / n.squeeze(-1)
             channel_w = torch.einsum("bt,btf->bf", w, dev)
+            n_ch = windows.shape[2]
+            if channel_w.shape[1] != n_ch:  # relative-input copies of each channel: fold
+                channel_w = channel_w.reshape(len(channel_w), -1, n_ch).sum(1)
             result = InferResult(
                 probs=probs.cpu().numpy(),
                 step_weights=None if att is None else att.float().cpu().numpy(),

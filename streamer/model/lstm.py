@@ -68,6 +68,9 @@ class NormalizationConfig(_Section):
     input_batch_norm: bool = Field(False, description="BatchNorm1d over the input features")
     layer_norm: bool = Field(False, description="LayerNorm on the pooled LSTM summary")
     batch_norm: bool = Field(False, description="BatchNorm1d on the pooled LSTM summary")
+    relative_input: bool = Field(
+        False, description="also feed each channel minus its value at the window's first "
+        "step, scaled by stored per-channel stats: events are shapes, not levels")
 
 
 class ClassifierConfig(_Section):
@@ -175,6 +178,7 @@ def default_config() -> dict[str, Any]:
                 "input_batch_norm": False,
                 "layer_norm": True,
                 "batch_norm": False,
+                "relative_input": True,
             },
             "classifier": {"hidden_sizes": [32], "activation": "relu", "dropout": 0.2},
             "attention": {"enabled": True, "hidden_size": 32},
@@ -217,10 +221,17 @@ class SteelDefectLSTM(nn.Module):
         if norm["input_norm"]:
             self.register_buffer("input_mean", torch.zeros(self.input_size))
             self.register_buffer("input_std", torch.ones(self.input_size))
-        self.input_bn = nn.BatchNorm1d(self.input_size) if norm["input_batch_norm"] else None
+        # Relative input: x_t - x_first / relative_std, concatenated to the (z-scored) input.
+        # A sticker is a 6-20 degC rise on one of 24 thermocouples whose levels differ by more
+        # than that: relative to the window's start it stands out, in absolute terms it hides.
+        self.relative = bool(norm["relative_input"])
+        if self.relative:
+            self.register_buffer("relative_std", torch.ones(self.input_size))
+        lstm_in = self.input_size * (2 if self.relative else 1)
+        self.input_bn = nn.BatchNorm1d(lstm_in) if norm["input_batch_norm"] else None
 
         self.lstm = nn.LSTM(
-            input_size=self.input_size,
+            input_size=lstm_in,
             hidden_size=self.hidden_size,
             num_layers=self.num_layers,
             bidirectional=arch["bidirectional"],
@@ -283,6 +294,15 @@ class SteelDefectLSTM(nn.Module):
         self.input_mean.copy_(mean)
         self.input_std.copy_(std)
 
+    def set_relative_stats(self, std: torch.Tensor) -> None:
+        """Scale of (x_t - x_first) per channel: std of a window's change on the training data."""
+        if not self.relative:
+            raise ModelConfigError("set_relative_stats: normalization.relative_input is off")
+        std = torch.as_tensor(std, dtype=self.relative_std.dtype).flatten()
+        if std.numel() != self.input_size or not torch.isfinite(std).all() or (std <= 0).any():
+            raise ValueError(f"relative std must be {self.input_size} finite values > 0")
+        self.relative_std.copy_(std)
+
     @staticmethod
     def fit_input_stats(
         x: torch.Tensor, lengths: torch.Tensor | None = None, min_std: float = 1e-6
@@ -314,9 +334,13 @@ class SteelDefectLSTM(nn.Module):
         mask = _valid_mask(lengths, B, T, x.device)  # bool [B, T]; None = every step valid
         out = {} if trace is None else trace
 
-        # 1. input normalisation
+        # 1. input normalisation (and the relative channels: valid steps come first, so
+        # x[:, :1] is every row's first valid reading)
+        x_raw = x
         if self.config["normalization"]["input_norm"]:
             x = (x - self.input_mean) / self.input_std
+        if self.relative:
+            x = torch.cat([x, (x_raw - x_raw[:, :1]) / self.relative_std], dim=-1)
         if self.input_bn is not None:
             if mask is None:
                 x = self.input_bn(x.reshape(B * T, -1)).reshape(B, T, -1)
