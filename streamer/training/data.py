@@ -1,0 +1,345 @@
+"""Training data: heat sets in, daemon-decoded segments and a weighted window sampler out.
+
+Steps, in order:
+
+1. :func:`load_sources` reads heat folders (``--data``) or simulates one (``--simulate``);
+   every source keeps its manifest's seed and config for the checkpoint metadata.
+2. :func:`prepare_segments` turns each source into per-strand segments
+   (:func:`streamer.training.windows.load_segments`, labels from the events), decodes the
+   readings exactly like the daemon (:func:`decode_like_daemon`), and tags each step with a
+   sampling category (positive per type, near an event, during a hard negative, background).
+   With several sources, strand and heat ids are prefixed ``s{i}:`` so that equal ids from
+   different folders stay apart in the split.
+3. :class:`WindowSampler` draws an epoch's windows from the training segments with
+   per-category weights and slices them on the fly, batch by batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simulators.heatfile import HeatSet
+from streamer.channels import DEFECT_TYPES, PROCESS_CHANNELS, TC_VALID_RANGE, parse_tc_name
+from streamer.training.windows import Segment, load_segments
+
+# Sampling categories of a step (the window ending there); one per step, first match wins:
+# positive of type k (0..K-1), then NEAR_EVENT, HARD_NEGATIVE, BACKGROUND.
+NEAR_EVENT, HARD_NEGATIVE, BACKGROUND = "near_event", "hard_negative", "background"
+
+
+@dataclass
+class Source:
+    """One heat set and where it came from."""
+
+    name: str  # folder path or "simulate"
+    heats: HeatSet
+    seed: int | None
+    sim_config: dict[str, Any] | None
+
+
+@dataclass
+class TrainSegment(Segment):
+    """A segment plus the sampling category of each step (index into ``categories``)."""
+
+    category: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
+    source: int = 0
+
+
+def load_sources(data_dirs: Sequence[str | Path] = (), *, simulate: bool = False,
+                 sim_config: str | Path | None = None, sim_overrides: dict[str, Any] | None = None
+                 ) -> list[Source]:
+    """Heat sets from folders, or one simulated set. Raises HeatFileError / ConfigError."""
+    from simulators.heatfile import read_heats
+
+    out: list[Source] = []
+    for d in data_dirs:
+        hs = read_heats(d)
+        cfg = hs.manifest.get("config")
+        seed = cfg.get("seed") if isinstance(cfg, dict) else None
+        out.append(Source(str(d), hs, seed, cfg if isinstance(cfg, dict) else None))
+    if simulate:
+        from simulators.caster import generate, load_config
+
+        cfg = load_config(sim_config, **(sim_overrides or {}))
+        hs = generate(cfg)
+        out.append(Source("simulate", hs, cfg.seed, cfg.model_dump(mode="json")))
+    return out
+
+
+def decode_like_daemon(values: np.ndarray, channels: Sequence[str]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The daemon decoder's rules (``streamer.consume.decode``) on a whole series at once.
+
+    A thermocouple outside ``TC_VALID_RANGE`` or missing is replaced by the mean of the
+    valid thermocouples of its row; a reading is dropped (``keep`` False) when a process tag
+    is missing or outside its plausibility bounds, or a whole TC row is invalid.
+    Returns (values float32 [N, F], keep bool [N]).
+    """
+    from streamer.consume.decode import PROCESS_BOUNDS
+
+    v = np.array(values, dtype=np.float64, copy=True)
+    keep = np.ones(len(v), dtype=bool)
+    rows: dict[int, list[int]] = {}
+    for i, c in enumerate(channels):
+        if c in PROCESS_CHANNELS:
+            lo, hi = PROCESS_BOUNDS[c]
+            keep &= (v[:, i] >= lo) & (v[:, i] <= hi)  # NaN compares false
+        rc = parse_tc_name(c)
+        if rc is not None:
+            rows.setdefault(rc[0], []).append(i)
+    lo, hi = TC_VALID_RANGE
+    for _, ix in sorted(rows.items()):
+        r = v[:, ix]
+        good = (r >= lo) & (r <= hi)
+        n_good = good.sum(1)
+        keep &= n_good > 0
+        mean = np.where(good, r, 0.0).sum(1) / np.maximum(n_good, 1)
+        v[:, ix] = np.where(good, r, mean[:, None])
+    keep &= np.isfinite(v).all(1)
+    return v.astype(np.float32), keep
+
+
+def _intervals(table, strand: str) -> list[tuple[float, float]]:  # noqa: ANN001
+    return [(r["onset_ts"], r["critical_ts"]) for r in table.to_pylist() if r["strand"] == strand]
+
+
+def _mark(ts: np.ndarray, intervals: list[tuple[float, float]], before: float, after: float
+          ) -> np.ndarray:
+    m = np.zeros(len(ts), dtype=bool)
+    for a, b in intervals:
+        lo = np.searchsorted(ts, a - before, side="left")
+        hi = np.searchsorted(ts, b + after, side="right")
+        m[lo:hi] = True
+    return m
+
+
+def categorise(seg: Segment, events: list[tuple[float, float]],
+               nuisances: list[tuple[float, float]], *, near_before_s: float,
+               near_after_s: float, hard_after_s: float) -> np.ndarray:
+    """Category per step: k for a positive of type k, then K + (near, hard, background)."""
+    K = seg.labels.shape[1]
+    cat = np.full(len(seg), K + 2, dtype=np.int8)  # background
+    cat[_mark(seg.ts, nuisances, 0.0, hard_after_s)] = K + 1
+    cat[_mark(seg.ts, events, near_before_s, near_after_s)] = K
+    pos = seg.labels.any(1)
+    cat[pos] = np.argmax(seg.labels[pos], axis=1)
+    return cat
+
+
+def prepare_segments(sources: list[Source], channels: Sequence[str],
+                     defect_types: Sequence[str] = DEFECT_TYPES, *, near_before_s: float = 60.0,
+                     near_after_s: float = 180.0, hard_after_s: float = 120.0
+                     ) -> tuple[list[TrainSegment], dict[str, int]]:
+    """Decoded, labelled, categorised segments of every source (one per strand)."""
+    out: list[TrainSegment] = []
+    stats = {"readings": 0, "readings_dropped": 0}
+    for si, src in enumerate(sources):
+        have = src.heats.channels
+        missing = [c for c in channels if c not in have]
+        if missing:
+            raise ValueError(f"{src.name}: heat set lacks the model's channels {missing[:8]}"
+                             f"{' ...' if len(missing) > 8 else ''} (it has {len(have)} channels)")
+        prefix = f"s{si}:" if len(sources) > 1 else ""
+        for seg in load_segments(src.heats, defect_types, list(channels)):
+            v, keep = decode_like_daemon(seg.values, channels)
+            stats["readings"] += len(seg)
+            stats["readings_dropped"] += int((~keep).sum())
+            seg = Segment(seg.strand, seg.heats[keep], seg.ts[keep], v[keep], seg.labels[keep])
+            cat = categorise(seg, _intervals(src.heats.events, seg.strand),
+                             _intervals(src.heats.nuisances, seg.strand),
+                             near_before_s=near_before_s, near_after_s=near_after_s,
+                             hard_after_s=hard_after_s)
+            heats = seg.heats if not prefix else np.array([prefix + h for h in seg.heats],
+                                                            dtype=object)
+            out.append(TrainSegment(prefix + seg.strand, heats, seg.ts, seg.values, seg.labels,
+                                    category=cat, source=si))
+    return out, stats
+
+
+def split_train_segments(segments: list[TrainSegment], val_fraction: float, seed: int
+                         ) -> tuple[list[TrainSegment], list[TrainSegment]]:
+    """:func:`streamer.training.windows.split_by_heat`, keeping categories and sources."""
+    from streamer.training.windows import split_by_heat
+
+    tr, va = split_by_heat(segments, val_fraction, seed)
+    by_strand = {s.strand: s for s in segments}
+
+    def attach(parts: list[Segment]) -> list[TrainSegment]:
+        res = []
+        for p in parts:
+            full = by_strand[p.strand]
+            lo = int(np.searchsorted(full.ts, p.ts[0]))
+            res.append(TrainSegment(p.strand, p.heats, p.ts, p.values, p.labels,
+                                    category=full.category[lo:lo + len(p)], source=full.source))
+        return res
+
+    return attach(tr), attach(va)
+
+
+def category_names(defect_types: Sequence[str]) -> list[str]:
+    return [*defect_types, NEAR_EVENT, HARD_NEGATIVE, BACKGROUND]
+
+
+class WindowSampler:
+    """Weighted draws of (segment, end step) over training segments, sliced batch by batch.
+
+    ``fractions`` maps a category name to its share of the drawn windows (categories absent
+    from the data get nothing; the rest are renormalised). Within a category every window is
+    equally likely. A batch is either full-length (``window`` steps) or, with probability
+    ``short_fraction``, all of one length L drawn from [min_fill, window) — the daemon's
+    partial windows after a restart or a gap; equal lengths keep the LSTM on its fast
+    unpacked path, which gives the same logits as the padded, packed one.
+    """
+
+    def __init__(self, segments: list[TrainSegment], defect_types: Sequence[str], window: int,
+                 min_fill: int, fractions: dict[str, float], short_fraction: float,
+                 augment: Augment | None = None):
+        self.segments = segments
+        self.window, self.min_fill, self.short_fraction = window, min_fill, short_fraction
+        self.augment = augment
+        names = category_names(defect_types)
+        seg_idx, ends, cats = [], [], []
+        for i, s in enumerate(segments):
+            e = np.arange(min_fill - 1, len(s))
+            seg_idx.append(np.full(len(e), i, dtype=np.int64))
+            ends.append(e)
+            cats.append(s.category[e])
+        self.seg_idx = np.concatenate(seg_idx) if seg_idx else np.zeros(0, np.int64)
+        self.ends = np.concatenate(ends) if ends else np.zeros(0, np.int64)
+        cat = np.concatenate(cats) if cats else np.zeros(0, np.int8)
+        if len(cat) == 0:
+            raise ValueError("no training windows: every segment is shorter than "
+                             f"min_fill={min_fill}")
+        self.counts = {n: int((cat == c).sum()) for c, n in enumerate(names)}
+        share = np.array([fractions.get(n, 0.0) if self.counts[n] else 0.0 for n in names])
+        if share.sum() <= 0:
+            raise ValueError("sampling fractions give no weight to any category present in "
+                             "the data")
+        share = share / share.sum()
+        self.shares = {n: float(share[c]) for c, n in enumerate(names)}
+        w = np.zeros(len(cat))
+        for c in range(len(names)):
+            m = cat == c
+            if m.any():
+                w[m] = share[c] / m.sum()
+        self.p = w / w.sum()
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def epoch(self, n_windows: int, batch_size: int, rng: np.random.Generator
+              ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (x [B, L, F] float32, y [B, K] float32) for one epoch of ``n_windows``."""
+        draws = rng.choice(len(self.p), size=n_windows, replace=True, p=self.p)
+        for b in range(0, n_windows, batch_size):
+            pick = draws[b:b + batch_size]
+            si, ends = self.seg_idx[pick], self.ends[pick]
+            L = self.window
+            if self.short_fraction > 0 and rng.random() < self.short_fraction:
+                L = int(rng.integers(self.min_fill, self.window))
+            L = int(min(L, int(ends.min()) + 1))  # windows at a segment's start are shorter
+            x, y = self.gather(si, ends, L)
+            if self.augment is not None:
+                self.augment(x, rng)
+            yield x, y
+
+    def gather(self, seg_idx: np.ndarray, ends: np.ndarray, length: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+        F = self.segments[0].values.shape[1]
+        K = self.segments[0].labels.shape[1]
+        x = np.empty((len(ends), length, F), dtype=np.float32)
+        y = np.empty((len(ends), K), dtype=np.float32)
+        for b, (i, e) in enumerate(zip(seg_idx, ends)):
+            s = self.segments[i]
+            x[b] = s.values[e - length + 1:e + 1]
+            y[b] = s.labels[e]
+        return x, y
+
+
+class Augment:
+    """Label-preserving changes to training windows (in place), so that the model cannot
+    recognise a training event by its absolute levels and has to learn its shape in time.
+
+    - every channel of a window is shifted by a constant: thermocouples by a common
+      N(0, ``tc_common_sd``) plus their own N(0, ``tc_sd``) (degC), process tags by
+      N(0, ``process_sd[channel]``) in their units;
+    - with probability ``mirror``, the thermocouple columns are mirrored (column c <-> C+1-c
+      in every row): the mould face is symmetric, a defect can sit in any column.
+    """
+
+    def __init__(self, channels: Sequence[str], *, tc_sd: float, tc_common_sd: float,
+                 process_sd: dict[str, float], mirror: float):
+        F = len(channels)
+        self.tc = np.array([parse_tc_name(c) is not None for c in channels])
+        self.sd = np.where(self.tc, tc_sd, 0.0).astype(np.float32)
+        for c, sd in process_sd.items():
+            if c in channels:
+                self.sd[list(channels).index(c)] = sd
+        self.common = tc_common_sd
+        self.mirror = mirror
+        perm = np.arange(F)
+        pos = {parse_tc_name(c): i for i, c in enumerate(channels) if parse_tc_name(c)}
+        cols = max((c for _, c in pos), default=0)
+        for (r, c), i in pos.items():
+            j = pos.get((r, cols + 1 - c))
+            if j is None:  # not a full grid: no mirroring
+                perm = None
+                break
+            perm[i] = j
+        self.perm = perm
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> None:
+        B, _, F = x.shape
+        off = rng.standard_normal((B, F)).astype(np.float32) * self.sd
+        off += np.where(self.tc, rng.standard_normal((B, 1)).astype(np.float32) * self.common, 0)
+        x += off[:, None, :]
+        if self.perm is not None and self.mirror > 0:
+            flip = rng.random(B) < self.mirror
+            if flip.any():
+                x[flip] = x[flip][:, :, self.perm]
+
+
+def relative_stats_from_segments(segments: list[Segment], window: int, n_starts: int = 4000
+                                 ) -> np.ndarray:
+    """Per-channel std of (x_t - x_first) over the steps of training windows (model
+    ``relative_input``): windows starting at evenly spaced steps of the given (training)
+    segments, every step of each window. Constant channels get 1."""
+    total = sum(max(len(s) - window + 1, 0) for s in segments)
+    if total == 0:
+        raise ValueError(f"no full window of {window} readings in the training heats")
+    step = max(1, total // n_starts)
+    sq, n = None, 0
+    for s in segments:
+        starts = np.arange(0, len(s) - window + 1, step)
+        if len(starts) == 0:
+            continue
+        view = np.lib.stride_tricks.sliding_window_view(s.values, window, axis=0)[starts]
+        d = (view - view[:, :, :1]).astype(np.float64)  # [S, F, window]
+        s1 = d.sum((0, 2))
+        s2 = (d * d).sum((0, 2))
+        sq = (s1, s2) if sq is None else (sq[0] + s1, sq[1] + s2)
+        n += d.shape[0] * d.shape[2]
+    mean = sq[0] / n
+    std = np.sqrt(np.maximum(sq[1] / n - mean * mean, 0.0))
+    return np.where(std < 1e-6, 1.0, std).astype(np.float32)
+
+
+def input_stats_from_segments(segments: list[Segment]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean/std over every reading of the given (training) segments.
+
+    Every reading of a training segment lies in some training window (a window never
+    crosses a split), so these are the statistics of the training windows' steps; no
+    validation reading enters them.
+    """
+    import torch
+
+    from streamer.model.lstm import SteelDefectLSTM
+
+    v = np.concatenate([s.values for s in segments], axis=0)
+    mean, std = SteelDefectLSTM.fit_input_stats(torch.from_numpy(v)[None])
+    return mean.numpy(), std.numpy()

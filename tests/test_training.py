@@ -1,0 +1,410 @@
+"""Training: labels, heat split, sampling, input stats, determinism, CLI errors, checkpoint.
+
+Everything runs on a tiny simulated set (configs/sim/small.yaml, 2 strands x 1.5 h) with a
+tiny model (1 x 32 LSTM, 60-step windows), so the whole file takes well under a minute.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from click.testing import CliRunner
+
+from simulators.caster import generate, load_config
+from simulators.heatfile import EVENT_SCHEMA, HeatSet, write_heats
+from streamer.channels import DEFECT_TYPES
+from streamer.model.checkpoint import load_checkpoint
+from streamer.model.lstm import SteelDefectLSTM
+from streamer.training.data import (
+    Augment,
+    Source,
+    WindowSampler,
+    decode_like_daemon,
+    input_stats_from_segments,
+    prepare_segments,
+    relative_stats_from_segments,
+    split_train_segments,
+)
+from streamer.training.train import (
+    fit_platt,
+    fold_calibration,
+    make_train_config,
+    score_segments,
+    train,
+)
+from streamer.training.windows import label_steps, load_segments, split_by_heat, window_index
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ROOT / "configs" / "sim" / "small.yaml"
+WINDOW, MIN_FILL = 60, 30
+
+
+def tiny_model_config() -> dict:
+    return {"architecture": {"hidden_size": 32, "num_layers": 1},
+            "normalization": {"input_norm": True, "layer_norm": True, "relative_input": True},
+            "classifier": {"hidden_sizes": [8]},
+            "attention": {"enabled": True, "hidden_size": 8},
+            "output": {"num_outputs": 3}, "data": {"window": WINDOW}}
+
+
+def tiny_train_config(**kw):
+    base = {"seed": 0, "epochs": 2, "windows_per_epoch": 640, "batch_size": 64,
+            "min_fill": MIN_FILL, "val_fraction": 0.34, "val_stride": 4, "threads": 1,
+            "device": "cpu", "lr": 3e-3}
+    return make_train_config({**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def small_heats() -> HeatSet:
+    return generate(load_config(SMALL, hours=1.5))
+
+
+@pytest.fixture(scope="module")
+def small_source(small_heats: HeatSet) -> Source:
+    return Source("small", small_heats, small_heats.manifest["config"]["seed"],
+                  small_heats.manifest["config"])
+
+
+@pytest.fixture(scope="module")
+def small_dir(tmp_path_factory: pytest.TempPathFactory, small_heats: HeatSet) -> Path:
+    return write_heats(tmp_path_factory.mktemp("heats") / "small", small_heats)
+
+
+@pytest.fixture(scope="module")
+def trained(small_source: Source):
+    # uncalibrated, so that its loss is comparable with the untrained model's below
+    return train([small_source], tiny_model_config(), tiny_train_config(calibrate=False),
+                 progress=False, log=lambda m: None)
+
+
+# --- labels ---------------------------------------------------------------------------------
+
+def test_label_rule_edges() -> None:
+    ts = np.arange(100.0, 121.0)  # 1 Hz
+    y = label_steps(ts, {"sticker": [(105.0, 110.0)], "slag": [(114.5, 116.2)]})
+    assert y.shape == (21, 3)
+    on = {float(t) for t, v in zip(ts, y[:, 0]) if v}
+    assert on == {105.0, 106.0, 107.0, 108.0, 109.0, 110.0}  # exactly onset and critical in
+    assert y[ts == 104.0, 0] == 0 and y[ts == 111.0, 0] == 0  # just before / just after out
+    assert {float(t) for t, v in zip(ts, y[:, 2]) if v} == {115.0, 116.0}  # between readings
+    assert y[:, 1].sum() == 0
+
+
+def test_labels_from_hand_made_events(small_heats: HeatSet) -> None:
+    ts, _, _ = small_heats.strand_arrays("C1-S1")
+    t0 = float(ts[500])
+    rows = [("E1", "C1-S1", "h", "sticker", t0, t0 + 10.0),
+            ("E2", "C1-S2", "h", "crack", t0, t0 + 30.0),
+            ("E3", "C1-S1", "h", "slag", t0 + 40.5, t0 + 42.0)]
+    table = pa.Table.from_pylist(
+        [dict(zip(["event_id", "strand", "heat", "type", "onset_ts", "critical_ts"], r))
+         | {"row": 1, "col": 1, "severity": 1.0, "detail": "{}"} for r in rows],
+        schema=EVENT_SCHEMA)
+    hs = HeatSet(small_heats.manifest, small_heats.readings, table)
+    seg = {s.strand: s for s in load_segments(hs)}
+    s1, s2 = seg["C1-S1"], seg["C1-S2"]
+    i = int(np.searchsorted(s1.ts, t0))
+    assert s1.ts[i] == t0
+    assert s1.labels[i - 1].tolist() == [0, 0, 0]
+    assert s1.labels[i].tolist() == [1, 0, 0]          # exactly onset
+    assert s1.labels[i + 10].tolist() == [1, 0, 0]     # exactly critical
+    assert s1.labels[i + 11].tolist() == [0, 0, 0]     # one reading after critical
+    assert s1.labels[:, 1].sum() == 0                  # the crack is on the other strand
+    assert s2.labels[:, 1].sum() == 31 and s2.labels[:, 0].sum() == 0
+    # onset between two readings: the first reading after it; critical exactly on one
+    assert np.flatnonzero(s1.labels[:, 2]).tolist() == [i + 41, i + 42]
+
+
+# --- decoding like the daemon ---------------------------------------------------------------
+
+def test_decode_matches_the_daemon_decoder(small_heats: HeatSet) -> None:
+    from streamer.consume.decode import ReadingDecoder
+
+    channels = small_heats.channels
+    _, _, v = small_heats.strand_arrays("C1-S1")
+    v = v[:400].copy()
+    rng = np.random.default_rng(1)
+    tc = [i for i, c in enumerate(channels) if c.startswith("tc_")]
+    for r in rng.choice(400, 60, replace=False):
+        for c in rng.choice(tc, 3, replace=False):
+            v[r, c] = rng.choice([np.nan, 0.5, 300.0, -5.0])
+    v[7, [i for i, c in enumerate(channels) if c.startswith("tc_r2_")]] = np.nan  # a whole row
+    v[9, 0] = np.nan  # casting speed missing
+    got, keep = decode_like_daemon(v, channels)
+    assert not keep[7] and not keep[9] and keep.sum() == 398
+    dec = ReadingDecoder(channels)
+    for r in range(400):
+        doc = {"v": 1, "strand": "C1-S1", "heat": "h", "ts": 1.0 + r, "seq": r,
+               "values": {c: (None if np.isnan(x) else float(x)) for c, x in zip(channels, v[r])}}
+        out = dec.decode(None, json.dumps(doc).encode())
+        if keep[r]:
+            np.testing.assert_allclose(got[r], out.values, rtol=0, atol=1e-4)
+        else:
+            assert not hasattr(out, "values")
+
+
+# --- split -----------------------------------------------------------------------------------
+
+def test_split_by_heat_keeps_heats_and_windows_apart(small_source: Source) -> None:
+    segs, _ = prepare_segments([small_source], small_source.heats.channels)
+    tr, va = split_train_segments(segs, 0.34, seed=3)
+    tr_heats = {h for s in tr for h in s.heats}
+    va_heats = {h for s in va for h in s.heats}
+    assert tr_heats and va_heats and not tr_heats & va_heats
+    assert tr_heats | va_heats == set(np.unique(small_source.heats.readings.column("heat")))
+    # every reading is in exactly one part, and the category follows its reading
+    assert sum(len(s) for s in tr + va) == sum(len(s) for s in segs)
+    full = {s.strand: s for s in segs}
+    for part in tr + va:
+        lo = int(np.searchsorted(full[part.strand].ts, part.ts[0]))
+        assert np.array_equal(full[part.strand].category[lo:lo + len(part)], part.category)
+    # a window never crosses the split: all readings of every window come from one side
+    for side, heats in ((tr, tr_heats), (va, va_heats)):
+        idx = window_index(side, MIN_FILL, stride=7)
+        for si, end in idx:
+            hs = side[si].heats[max(0, end - WINDOW + 1):end + 1]
+            assert set(hs) <= heats
+    # the segments of one strand on the two sides never overlap in time
+    for s in va:
+        for t in (x for x in tr if x.strand == s.strand):
+            assert t.ts[-1] < s.ts[0] or s.ts[-1] < t.ts[0]
+
+
+def test_split_is_by_heat_for_every_seed(small_heats: HeatSet) -> None:
+    segs = load_segments(small_heats)
+    seen = set()
+    for seed in range(5):
+        tr, va = split_by_heat(segs, 0.34, seed)
+        va_heats = frozenset(h for s in va for h in s.heats)
+        assert not va_heats & {h for s in tr for h in s.heats}
+        seen.add(va_heats)
+    assert len(seen) > 1  # the seed matters
+
+
+# --- sampling --------------------------------------------------------------------------------
+
+def test_sampler_shares_lengths_and_labels(small_source: Source) -> None:
+    channels = small_source.heats.channels
+    segs, _ = prepare_segments([small_source], channels)
+    fr = {"sticker": 0.3, "crack": 0.2, "slag": 0.1, "near_event": 0.1, "hard_negative": 0.1,
+          "background": 0.2}
+    sm = WindowSampler(segs, DEFECT_TYPES, WINDOW, MIN_FILL, fr, short_fraction=0.5)
+    rng = np.random.default_rng(0)
+    lengths, ys = [], []
+    for x, y in sm.epoch(6400, 64, rng):
+        assert x.shape[0] == y.shape[0] and x.shape[2] == len(channels)
+        assert MIN_FILL <= x.shape[1] <= WINDOW
+        lengths.append(x.shape[1])
+        ys.append(y)
+    y = np.concatenate(ys)
+    assert abs(y[:, 0].mean() - 0.3) < 0.04 and abs(y[:, 1].mean() - 0.2) < 0.04
+    assert sum(n < WINDOW for n in lengths) > 20 and sum(n == WINDOW for n in lengths) > 20
+    # a drawn window is the readings before its end step, with that step's label
+    si, ends = np.array([0, 1]), np.array([500, 900])
+    x, y = sm.gather(si, ends, 40)
+    np.testing.assert_array_equal(x[1], segs[1].values[861:901])
+    np.testing.assert_array_equal(y[0], segs[0].labels[500])
+
+
+def test_augment_shifts_and_mirrors(small_source: Source) -> None:
+    channels = small_source.heats.channels  # 3 x 6 thermocouples
+    aug = Augment(channels, tc_sd=0.0, tc_common_sd=0.0, process_sd={}, mirror=1.0)
+    x = np.random.default_rng(0).standard_normal((2, 5, len(channels))).astype(np.float32)
+    y = x.copy()
+    aug(y, np.random.default_rng(0))
+    ix = {c: i for i, c in enumerate(channels)}
+    np.testing.assert_array_equal(y[..., ix["tc_r2_c1"]], x[..., ix["tc_r2_c6"]])
+    np.testing.assert_array_equal(y[..., ix["tc_r3_c4"]], x[..., ix["tc_r3_c3"]])
+    np.testing.assert_array_equal(y[..., ix["casting_speed"]], x[..., ix["casting_speed"]])
+    aug = Augment(channels, tc_sd=2.0, tc_common_sd=0.0, process_sd={"superheat": 1.0}, mirror=0.0)
+    y = x.copy()
+    aug(y, np.random.default_rng(0))
+    d = y - x
+    assert np.allclose(d, d[:, :1, :])  # a constant per window and channel
+    assert np.all(d[..., ix["casting_speed"]] == 0) and np.all(d[..., ix["superheat"]] != 0)
+
+
+# --- training --------------------------------------------------------------------------------
+
+def _loss_on(model: SteelDefectLSTM, segs, seed: int = 5) -> float:
+    """BCE on 512 training windows drawn like the trainer draws them (default shares)."""
+    from streamer.training.train import SamplingConfig
+
+    sm = WindowSampler(segs, DEFECT_TYPES, WINDOW, MIN_FILL, SamplingConfig().fractions(), 0.0)
+    x, y = next(sm.epoch(512, 512, np.random.default_rng(seed)))
+    model.eval()
+    with torch.no_grad():
+        return float(torch.nn.functional.binary_cross_entropy_with_logits(
+            model(torch.from_numpy(x)), torch.from_numpy(y)))
+
+
+def test_training_lowers_the_loss(small_source: Source, trained) -> None:
+    segs, _ = prepare_segments([small_source], small_source.heats.channels)
+    tr, _ = split_train_segments(segs, 0.34, 0)
+    torch.manual_seed(0)
+    untrained = SteelDefectLSTM(trained.model.config)
+    mean, std = input_stats_from_segments(tr)
+    untrained.set_input_stats(torch.from_numpy(mean), torch.from_numpy(std))
+    before, after = _loss_on(untrained, tr), _loss_on(trained.model, tr)
+    assert after < 0.8 * before, (before, after)
+    h = trained.history
+    assert len(h) == 2 and h[1]["train_loss"] < h[0]["train_loss"]
+
+
+def test_input_stats_come_from_training_heats_only(small_source: Source, trained) -> None:
+    segs, _ = prepare_segments([small_source], small_source.heats.channels)
+    tr, va = split_train_segments(segs, 0.34, 0)
+    mean_tr, std_tr = input_stats_from_segments(tr)
+    mean_all, _ = input_stats_from_segments(segs)
+    m = trained.model
+    np.testing.assert_allclose(m.input_mean.numpy(), mean_tr, rtol=1e-5)
+    np.testing.assert_allclose(m.input_std.numpy(), std_tr, rtol=1e-5)
+    assert not np.allclose(mean_tr, mean_all, rtol=1e-4)  # the validation heats differ
+    # the scale of the relative input (x - x_first) too
+    rel_tr = relative_stats_from_segments(tr, WINDOW)
+    np.testing.assert_allclose(m.relative_std.numpy(), rel_tr, rtol=1e-5)
+    assert not np.allclose(rel_tr, relative_stats_from_segments(segs, WINDOW), rtol=1e-3)
+    split = trained.metadata["split"]
+    assert set(split["train_heats"]) == {h for s in tr for h in s.heats}
+    assert set(split["val_heats"]) == {h for s in va for h in s.heats}
+
+
+def test_same_seed_same_weights(small_source: Source, trained) -> None:
+    cfg = tiny_train_config(epochs=1)
+    a = train([small_source], tiny_model_config(), cfg, progress=False, log=lambda m: None)
+    b = train([small_source], tiny_model_config(), cfg, progress=False, log=lambda m: None)
+    c = train([small_source], tiny_model_config(), tiny_train_config(epochs=1, seed=1),
+              progress=False, log=lambda m: None)
+    sa, sb, sc = (r.model.state_dict() for r in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def test_validation_scoring_matches_single_windows(small_source: Source, trained) -> None:
+    segs, _ = prepare_segments([small_source], small_source.heats.channels)
+    seg = segs[0]
+    sc = score_segments(trained.model, [seg], WINDOW, MIN_FILL, stride=1)
+    assert sc.end[0] == MIN_FILL - 1 and len(sc.end) == len(seg) - MIN_FILL + 1
+    with torch.no_grad():
+        for e in (MIN_FILL - 1, WINDOW - 2, WINDOW - 1, 1234):
+            x = torch.from_numpy(seg.values[max(0, e - WINDOW + 1):e + 1][None])
+            want = trained.model(x).numpy()[0]
+            got = sc.logits[np.flatnonzero(sc.end == e)[0]]
+            np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_relative_stats_are_the_spread_of_change_since_window_start() -> None:
+    from streamer.training.windows import Segment
+
+    rng = np.random.default_rng(0)
+    v = np.cumsum(rng.standard_normal((500, 3)), 0).astype(np.float32)
+    v[:, 2] = 7.0  # constant channel -> 1
+    seg = Segment("s", np.array(["h"] * 500, dtype=object), np.arange(500.0), v,
+                  np.zeros((500, 3), np.uint8))
+    got = relative_stats_from_segments([seg], 10, n_starts=10_000)  # every start
+    d = np.concatenate([v[s:s + 10] - v[s] for s in range(491)])
+    np.testing.assert_allclose(got[:2], d[:, :2].std(0), rtol=1e-4)
+    assert got[2] == 1.0
+
+
+def test_platt_scaling_folds_into_the_head() -> None:
+    torch.manual_seed(0)
+    model = SteelDefectLSTM({**tiny_model_config(), "data": {"window": 10, "channels": ["a", "b"]}})
+    model.eval()
+    x = torch.randn(16, 10, 2)
+    before = model(x).detach().numpy()
+    fold_calibration(model, [2.0, 0.5, 1.0], [-1.0, 0.25, 0.0])
+    after = model(x).detach().numpy()
+    np.testing.assert_allclose(after, before * [2.0, 0.5, 1.0] + [-1.0, 0.25, 0.0], atol=1e-5)
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal(4000)
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(3 * z - 1)))).astype(float)
+    a, c = fit_platt(z, y)
+    assert abs(a - 3) < 0.4 and abs(c + 1) < 0.3
+
+
+# --- CLI and checkpoint -----------------------------------------------------------------------
+
+def _cli(args: list[str]):
+    from streamer.cli import cli
+
+    return CliRunner().invoke(cli, ["train", *args])
+
+
+def test_cli_trains_and_checkpoint_carries_metadata(small_dir: Path, tmp_path: Path) -> None:
+    mc = tmp_path / "tiny.yaml"
+    import yaml
+
+    mc.write_text(yaml.safe_dump({**tiny_model_config(), "data": {
+        "window": WINDOW, "channels": generate(load_config(SMALL, hours=0.1)).channels}}))
+    tc = tmp_path / "train.yaml"
+    tc.write_text(yaml.safe_dump({"windows_per_epoch": 256, "batch_size": 64,
+                                  "min_fill": MIN_FILL, "val_fraction": 0.34, "val_stride": 4,
+                                  "device": "cpu"}))
+    out, report = tmp_path / "m.pt", tmp_path / "report.json"
+    r = _cli(["--data", str(small_dir), "--model-config", str(mc), "--config", str(tc),
+              "--epochs", "1", "--seed", "4", "--out", str(out), "--report", str(report), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "val sticker" in r.output
+    lm = load_checkpoint(out)
+    md = lm.metadata
+    assert md["data_seeds"] == [7]  # configs/sim/small.yaml
+    assert md["split"]["by"] == "heat" and md["split"]["val_heats"]
+    assert not set(md["split"]["val_heats"]) & set(md["split"]["train_heats"])
+    assert md["train_config"]["seed"] == 4 and md["epochs_run"] == 1
+    assert set(md["val_metrics"]) >= {"sticker", "crack", "slag", "loss"}
+    assert md["data"][0]["sim_config"]["tc_cols"] == 6
+    assert md["torch_version"] == torch.__version__ and md["wall_time_s"] > 0
+    assert lm.window == WINDOW and tuple(lm.defect_types) == DEFECT_TYPES
+    assert json.loads(report.read_text())["best_epoch"] == 1
+
+
+@pytest.mark.parametrize("make", ["missing", "file", "corrupt"])
+def test_cli_bad_data_dir(tmp_path: Path, small_dir: Path, make: str) -> None:
+    d = tmp_path / "data"
+    if make == "file":
+        d.write_text("x")
+    elif make == "corrupt":
+        d.mkdir()
+        for f in small_dir.iterdir():
+            (d / f.name).write_bytes(f.read_bytes())
+        (d / "readings.parquet").write_bytes(b"not parquet")
+    r = _cli(["--data", str(d), "--out", str(tmp_path / "m.pt")])
+    assert r.exit_code != 0
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: cannot read training data:"), r.output
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_cli_bad_config_names_the_field(tmp_path: Path, small_dir: Path) -> None:
+    tc = tmp_path / "train.yaml"
+    tc.write_text("sampling:\n  sticker: -1\n")
+    r = _cli(["--data", str(small_dir), "--config", str(tc), "--out", str(tmp_path / "m.pt")])
+    assert r.exit_code == 2 and "sampling.sticker" in r.output
+    tc.write_text("epoch: 3\n")
+    r = _cli(["--data", str(small_dir), "--config", str(tc), "--out", str(tmp_path / "m.pt")])
+    assert r.exit_code == 2 and "epoch" in r.output and "Extra inputs" in r.output
+    r = _cli(["--data", str(small_dir), "--lr", "-1", "--out", str(tmp_path / "m.pt")])
+    assert r.exit_code == 2 and "lr" in r.output
+    r = _cli(["--out", str(tmp_path / "m.pt")])
+    assert r.exit_code == 2 and "--data" in r.output
+
+
+def test_cli_channel_mismatch_is_one_line(small_dir: Path, tmp_path: Path) -> None:
+    r = _cli(["--data", str(small_dir), "--out", str(tmp_path / "m.pt"), "--epochs", "1"])
+    assert r.exit_code == 1 and "lacks the model's channels" in r.output, r.output
+
+
+def test_command_module_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, streamer.commands.train; "
+            "print('torch' in sys.modules, 'numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
