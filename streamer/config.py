@@ -23,6 +23,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from streamer.validation_errors import field_errors
+
 CONFIG_FILE_ENV = "STREAMER_CONFIG"
 
 
@@ -183,15 +185,6 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _field_errors(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(config)"
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{loc}: {msg}")
-    return "; ".join(lines)
-
-
 def load_settings(
     config_file: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> Settings:
@@ -211,7 +204,7 @@ def load_settings(
     try:
         return Settings(**_nest(overrides or {}))
     except ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {_field_errors(exc)}") from None
+        raise ConfigError(f"invalid configuration: {field_errors(exc)}") from None
     finally:
         _yaml_file.reset(token)
 

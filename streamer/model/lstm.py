@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from streamer.channels import DEFECT_TYPES, ChannelLayout
+from streamer.validation_errors import field_errors
 
 # ---------------------------------------------------------------------------------------------
 # Config
@@ -124,16 +125,6 @@ class ModelConfig(_Section):
         return self
 
 
-def _field_errors(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(config)"
-        msg = err["msg"].removeprefix("Value error, ")
-        got = f" (got {err['input']!r})" if err["type"] not in ("value_error", "missing") else ""
-        lines.append(f"{loc}: {msg}{got}")
-    return "; ".join(lines)
-
-
 def validate_config(config: dict[str, Any] | ModelConfig) -> dict[str, Any]:
     """The complete config (every default filled in) as a plain dict; ModelConfigError if bad."""
     if isinstance(config, ModelConfig):
@@ -143,7 +134,8 @@ def validate_config(config: dict[str, Any] | ModelConfig) -> dict[str, Any]:
     try:
         return ModelConfig.model_validate(config).model_dump()
     except ValidationError as exc:
-        raise ModelConfigError(f"invalid model config: {_field_errors(exc)}") from None
+        raise ModelConfigError(
+            f"invalid model config: {field_errors(exc, show_input=True)}") from None
 
 
 def load_model_config(path: str | Path) -> dict[str, Any]:
