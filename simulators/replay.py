@@ -55,7 +55,7 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
-from simulators.heatfile import HeatFileError, HeatSet, read_heats
+from simulators.heatfile import HeatSet, read_heats
 from streamer.channels import STRAND_ID_RE
 from streamer.formats.reading import ReadingEncoder
 

@@ -4,7 +4,6 @@ offsets committed only after acks, warm-up after restart, SIGTERM drain."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 from typing import Any
