@@ -227,6 +227,16 @@ def test_augment_shifts_and_mirrors(small_source: Source) -> None:
     d = y - x
     assert np.allclose(d, d[:, :1, :])  # a constant per window and channel
     assert np.all(d[..., ix["casting_speed"]] == 0) and np.all(d[..., ix["superheat"]] != 0)
+    # start spikes: one TC, only the first 1-3 readings, 30-80 degC
+    aug = Augment(channels, tc_sd=0.0, tc_common_sd=0.0, process_sd={}, mirror=0.0,
+                  start_spike=1.0, spike_degc=(30.0, 80.0))
+    x = np.zeros((50, 5, len(channels)), dtype=np.float32)
+    aug(x, np.random.default_rng(0))
+    tc = np.array([c.startswith("tc_") for c in channels])
+    assert np.all(x[..., ~tc] == 0) and np.all(x[:, 3:] == 0)
+    hit = (x != 0).any(1)  # [B, F]
+    assert np.all(hit.sum(1) == 1)
+    assert np.all((x[:, 0][hit] >= 30) & (x[:, 0][hit] <= 80))
 
 
 # --- training --------------------------------------------------------------------------------

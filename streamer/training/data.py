@@ -269,11 +269,17 @@ class Augment:
       N(0, ``tc_common_sd``) plus their own N(0, ``tc_sd``) (degC), process tags by
       N(0, ``process_sd[channel]``) in their units;
     - with probability ``mirror``, the thermocouple columns are mirrored (column c <-> C+1-c
-      in every row): the mould face is symmetric, a defect can sit in any column.
+      in every row): the mould face is symmetric, a defect can sit in any column;
+    - with probability ``start_spike``, one thermocouple reads ``spike_degc`` (uniform) too
+      high for the first 1-3 readings of the window: a sensor spike just before the window.
+      The model's relative input (x - x_first) turns such a window into a deep drop of one
+      thermocouple, i.e. a crack look-alike, and the simulator's own spikes give only one or
+      two such windows each.
     """
 
     def __init__(self, channels: Sequence[str], *, tc_sd: float, tc_common_sd: float,
-                 process_sd: dict[str, float], mirror: float):
+                 process_sd: dict[str, float], mirror: float, start_spike: float = 0.0,
+                 spike_degc: tuple[float, float] = (30.0, 80.0)):
         F = len(channels)
         self.tc = np.array([parse_tc_name(c) is not None for c in channels])
         self.sd = np.where(self.tc, tc_sd, 0.0).astype(np.float32)
@@ -282,6 +288,8 @@ class Augment:
                 self.sd[list(channels).index(c)] = sd
         self.common = tc_common_sd
         self.mirror = mirror
+        self.start_spike, self.spike_degc = start_spike, spike_degc
+        self.tc_idx = np.flatnonzero(self.tc)
         perm = np.arange(F)
         pos = {parse_tc_name(c): i for i, c in enumerate(channels) if parse_tc_name(c)}
         cols = max((c for _, c in pos), default=0)
@@ -302,6 +310,11 @@ class Augment:
             flip = rng.random(B) < self.mirror
             if flip.any():
                 x[flip] = x[flip][:, :, self.perm]
+        if self.start_spike > 0 and len(self.tc_idx):
+            for b in np.flatnonzero(rng.random(B) < self.start_spike):
+                c = self.tc_idx[rng.integers(len(self.tc_idx))]
+                n = int(rng.integers(1, 4))
+                x[b, :n, c] += np.float32(rng.uniform(*self.spike_degc))
 
 
 def relative_stats_from_segments(segments: list[Segment], window: int, n_starts: int = 4000

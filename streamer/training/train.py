@@ -80,6 +80,9 @@ class AugmentConfig(_Section):
         default_factory=lambda: {"casting_speed": 0.05, "mould_level": 1.0, "superheat": 4.0,
                                  "water_flow": 150.0, "water_dt": 0.4})
     mirror: float = Field(0.5, ge=0, le=1, description="probability of mirroring TC columns")
+    start_spike: float = Field(0.0, ge=0, le=1,
+                               description="probability of a TC spike on the first readings")
+    spike_degc: tuple[float, float] = Field((30.0, 80.0), description="spike size range, degC")
 
 
 class EarlyStoppingConfig(_Section):
@@ -429,7 +432,8 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
     if cfg.augment is not None:
         a = cfg.augment
         aug = Augment(channels, tc_sd=a.tc_sd, tc_common_sd=a.tc_common_sd,
-                      process_sd=a.process_sd, mirror=a.mirror)
+                      process_sd=a.process_sd, mirror=a.mirror, start_spike=a.start_spike,
+                      spike_degc=a.spike_degc)
     sampler = WindowSampler(train_segs, defect_types, window, cfg.min_fill, s.fractions(),
                             cfg.short_fraction, aug)
     log(f"data: {read_stats['readings']} readings ({read_stats['readings_dropped']} dropped by "
