@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from simulators.heatfile import EVENT_SCHEMA, HeatSet
+from simulators.keyvalue import parse_pairs
 from streamer.channels import STRAND_ID_RE, ChannelLayout
 
 TS = "ts"
@@ -41,18 +42,8 @@ class HistorianError(ValueError):
 
 def parse_column_map(spec: str | Iterable[str]) -> dict[str, str]:
     """``"ts=Timestamp,casting_speed=CastSpeed"`` (or several such strings) -> dict."""
-    items = [spec] if isinstance(spec, str) else list(spec)
-    out: dict[str, str] = {}
-    for item in items:
-        for part in item.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            channel, sep, column = part.partition("=")
-            if not sep or not channel.strip() or not column.strip():
-                raise HistorianError(f"column map entry {part!r} is not channel=Column")
-            out[channel.strip()] = column.strip()
-    return out
+    return parse_pairs(spec, lambda part: HistorianError(
+        f"column map entry {part!r} is not channel=Column"))
 
 
 def load_column_map(path: str | Path) -> dict[str, str]:

@@ -33,7 +33,9 @@ Kafka record batches through aiokafka's batch API (``create_batch``/``send_batch
 default (murmur2) partitioner applied to the key, as ``send()`` would choose; and
 acknowledgements are counted per batch, not per record.
 
-Kafka record timestamps are left to the producer (wall time at send), not set to the
+Kafka record timestamps are left to the producer (wall time when a record is appended to
+its batch; a paced replay appends a reading when it is due and ships the batch at once, so
+this is its send time: ``streamer demo`` measures latency from it), not set to the
 readings' event time: replaying old data with old timestamps would let the broker's
 retention delete it at once.
 """

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -24,6 +23,7 @@ from pydantic_settings import (
 )
 
 from streamer.validation_errors import field_errors
+from streamer.yaml_file import read_yaml_mapping
 
 CONFIG_FILE_ENV = "STREAMER_CONFIG"
 
@@ -192,14 +192,9 @@ def load_settings(
     path = config_file or os.environ.get(CONFIG_FILE_ENV) or None
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path}: not found")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from None
-        if data is not None and not isinstance(data, dict):
-            raise ConfigError(f"config file {path}: must be a mapping of sections")
+        # checked here for one clear line; the settings source below reads it again
+        read_yaml_mapping(path, ConfigError, "config file",
+                          not_mapping="must be a mapping of sections")
     token = _yaml_file.set(path)
     try:
         return Settings(**_nest(overrides or {}))

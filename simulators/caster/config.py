@@ -164,27 +164,12 @@ def make_config(data: dict[str, Any] | None = None, **overrides: Any) -> SimConf
 
 def load_config(path: str | Path | None = None, **overrides: Any) -> SimConfig:
     """Defaults < YAML file < overrides (nested dicts merge, e.g. ``rates={"sticker": 2}``)."""
-    import yaml
+    from streamer.yaml_file import read_yaml_mapping
 
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        try:
-            text = p.read_text()
-        except FileNotFoundError:
-            raise ConfigError(f"config file {p}: not found") from None
-        except OSError as exc:
-            raise ConfigError(f"config file {p}: cannot be read ({exc.strerror})") from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else "parse error"
-            raise ConfigError(f"config file {p}: not valid YAML ({first})") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {p}: top level must be a mapping of settings")
-        data = loaded
+        data = read_yaml_mapping(path, ConfigError, "config file",
+                                 not_mapping="top level must be a mapping of settings")
     # a row count given as an override wins over depths of another length in the file
     depths = data.get("row_depths_mm")
     if ("tc_rows" in overrides and "row_depths_mm" not in overrides

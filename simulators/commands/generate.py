@@ -48,12 +48,10 @@ def generate(out: str, config: str | None, seed: int | None, casters: int | None
     from simulators.caster.config import NUISANCE_KINDS, ConfigError, load_config
     from streamer.channels import DEFECT_TYPES
 
-    overrides: dict = {}
-    for key, val in (("seed", seed), ("casters", casters), ("strands_per_caster", strands),
-                     ("hours", hours), ("heats", heats), ("hz", hz), ("tc_rows", rows),
-                     ("tc_cols", cols), ("start_ts", start_ts)):
-        if val is not None:
-            overrides[key] = val
+    overrides: dict = {k: v for k, v in (
+        ("seed", seed), ("casters", casters), ("strands_per_caster", strands), ("hours", hours),
+        ("heats", heats), ("hz", hz), ("tc_rows", rows), ("tc_cols", cols),
+        ("start_ts", start_ts)) if v is not None}  # flags given; None = not given
     for item in rates:
         kind, sep, num = item.partition("=")
         kind = kind.strip()

@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from simulators.keyvalue import parse_pairs
+
 EXIT_INTERRUPTED = 130
 
 
@@ -29,17 +31,9 @@ def _speed(value: str) -> float | None:
 
 
 def _pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        for part in item.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            k, sep, v = part.partition("=")
-            if not sep or not k.strip() or not v.strip():
-                raise click.BadParameter(f"{part!r} is not KEY=VALUE", param_hint=what)
-            out[k.strip()] = v.strip()
-    return out
+    """A repeatable KEY=VALUE flag's values; a malformed part is a usage error naming it."""
+    return parse_pairs(items, lambda part: click.BadParameter(f"{part!r} is not KEY=VALUE",
+                                                              param_hint=what))
 
 
 def _yaml_values(pairs: dict[str, str]) -> dict[str, Any]:
