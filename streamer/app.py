@@ -320,7 +320,7 @@ class Application:
         items: list[WorkItem] = []
         for tp, msgs in batch.items():
             self.stats.records += len(msgs)
-            dec = self.decoder.decode_batch([(m.key, m.value) for m in msgs])
+            dec = self.decoder.decode_columns([m.key for m in msgs], [m.value for m in msgs])
             for i, rej in dec.rejected:
                 await self._dead_letter(tp, msgs[i], rej, cp)
             n, start = len(dec.order), 0
@@ -591,7 +591,8 @@ class Application:
             now = time.monotonic()
             for i in range(0, len(records), 5000):
                 chunk = records[i:i + 5000]
-                dec = self.decoder.decode_batch([(m.key, m.value) for m in chunk])
+                dec = self.decoder.decode_columns([m.key for m in chunk],
+                                                  [m.value for m in chunk])
                 start = 0
                 while start < len(dec.order):  # nothing is gathered: just refill the rings
                     start = self.buffers.append_batch(dec.strands, dec.heats, dec.ts, dec.seq,

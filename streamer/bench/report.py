@@ -24,6 +24,11 @@ def format_report(r: dict[str, Any]) -> str:
         lines += ["2. ingest (daemon, evaluation off)",
                   f"   {_f(i['records_per_s'])} records/s = {i['ratio_to_raw']:.0%} of raw "
                   "consume + decode"]
+        if "cpu_us_per_reading" in i:
+            c = i["cpu_us_per_reading"]
+            lines.append(f"   no broker, CPU per reading: poll handler {c['handle_us']:.2f} us "
+                         f"= orjson.loads {c['loads_us']:.2f} us + the daemon's own "
+                         f"{c['own_us']:.2f} us")
     if "latency" in s:
         la = s["latency"]
         lines += [f"3. latency ({la['strands']} strands x {la['rate_hz']:g} Hz, every reading "

@@ -1,7 +1,8 @@
 """The five sections of `streamer bench`, each a function returning plain numbers.
 
 1. client limit: raw aiokafka produce rate and consume + orjson decode rate;
-2. ingest: the daemon's records/s when evaluation is rare (hop larger than the run);
+2. ingest: the daemon's records/s when evaluation is rare (hop larger than the run), and
+   its own CPU per reading without a broker (the poll handler minus ``orjson.loads``);
 3. latency: N strands x R Hz, every reading evaluated: reading time -> alert received;
 4. capacity: the most strands at 1 Hz, every reading evaluated, with p99 <= 1 s;
 5. model: windows/s against batch size, CPU and CUDA where present.
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from simulators.broker import create_topics
+from streamer.bench import ingest_cost
 from streamer.bench.daemon import DaemonProcess
 from streamer.bench.load import (
     LatencyProbe,
@@ -51,6 +53,7 @@ class BenchOptions:
     model_batches: tuple[int, ...] = (1, 16, 64, 256, 1024)
     model_seconds: float = 2.0
     torch_threads: int = 0
+    cost_repeat: int = 5  # best-of runs of the no-broker per-reading cost (section 2)
     partitions: int = 8
     log_dir: Path | None = None
 
@@ -108,8 +111,11 @@ async def ingest(o: BenchOptions, client: dict[str, Any], say: Say) -> dict[str,
         rate = (n - first) / (t1 - t0) if t1 > t0 else float("inf")
     finally:
         d.stop()
+    say("ingest: the daemon's own CPU per reading without a broker (streamer.bench.ingest_cost)")
+    cost = await asyncio.to_thread(ingest_cost.measure, o.cost_repeat)
     return {"records": n, "records_per_s": rate,
-            "ratio_to_raw": rate / client["consume_decode_per_s"]}
+            "ratio_to_raw": rate / client["consume_decode_per_s"],
+            "cpu_us_per_reading": {k: cost[k] for k in ("handle_us", "loads_us", "own_us")}}
 
 
 async def latency_run(o: BenchOptions, strands: int, rate_hz: float, seconds: float,
