@@ -253,6 +253,7 @@ def test_save_rejects_inconsistent_arguments(tmp_path: Path) -> None:
         save_checkpoint(tmp_path / "a.pt", model, channels=CHANNELS[::-1])
     cfg = default_config()
     cfg["data"]["channels"] = None
+    cfg["normalization"]["signature_features"] = False  # needs the channels
     bare = SteelDefectLSTM(cfg)
     with pytest.raises(CheckpointError, match="channels: required"):
         save_checkpoint(tmp_path / "a.pt", bare)

@@ -12,6 +12,7 @@ def model(relative: bool = True) -> SteelDefectLSTM:
     torch.manual_seed(0)
     cfg = default_config()
     cfg["normalization"]["relative_input"] = relative
+    cfg["normalization"]["signature_features"] = False  # tested in test_model_signatures.py
     return SteelDefectLSTM(cfg).eval()
 
 

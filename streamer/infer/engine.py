@@ -87,8 +87,8 @@ class InferenceEngine:
             w = att.float() if att is not None else valid.float() / n.squeeze(-1)
             channel_w = torch.einsum("bt,btf->bf", w, dev)
             n_ch = windows.shape[2]
-            if channel_w.shape[1] != n_ch:  # relative-input copies of each channel: fold
-                channel_w = channel_w.reshape(len(channel_w), -1, n_ch).sum(1)
+            if channel_w.shape[1] != n_ch:  # derived inputs (relative, signature): fold
+                channel_w = _fold_to_channels(channel_w, self.model.input_sources, n_ch)
             result = InferResult(
                 probs=probs.cpu().numpy(),
                 step_weights=None if att is None else att.float().cpu().numpy(),
@@ -97,3 +97,10 @@ class InferenceEngine:
             )
         result.seconds = time.perf_counter() - t0
         return result
+
+
+def _fold_to_channels(w: torch.Tensor, sources: torch.Tensor, n_ch: int) -> torch.Tensor:
+    """Sum the weights of every model input onto the reading channel it describes."""
+    keep = sources >= 0
+    out = w.new_zeros(len(w), n_ch)
+    return out.index_add_(1, sources[keep].to(w.device), w[:, keep.to(w.device)])

@@ -4,6 +4,9 @@ Data flow (every stage but the LSTM is optional, switched by the config)::
 
     x [B, T, F]                     readings, one row per second, F channels
       -> z-score (buffers)          normalization.input_norm: (x - mean) / std, stats fitted later
+      (+ relative channels)         normalization.relative_input: (x - x_first) / stored scale
+      (+ signature channels)        normalization.signature_features: rise rates, drops below
+                                    the running mean, row inversions, level swing (signatures.py)
       -> BatchNorm1d(F)             normalization.input_batch_norm, over valid steps only
       -> LSTM                       architecture.*: lstm_out [B, T, D], D = hidden * directions
       -> pool to [B, D]             attention.enabled: softmax-weighted sum over valid steps,
@@ -34,13 +37,14 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from streamer.channels import DEFECT_TYPES, ChannelLayout
+from streamer.model.signatures import SignatureFeatures, source_channels, tc_grid
 from streamer.validation_errors import field_errors
+from streamer.yaml_file import read_yaml_mapping
 
 # ---------------------------------------------------------------------------------------------
 # Config
@@ -72,6 +76,10 @@ class NormalizationConfig(_Section):
     relative_input: bool = Field(
         False, description="also feed each channel minus its value at the window's first "
         "step, scaled by stored per-channel stats: events are shapes, not levels")
+    signature_features: bool = Field(
+        False, description="also feed per-step defect-signature channels (TC rise rates, drops "
+        "below the 65 s mean, row inversions, level swing) in units of the classical rule "
+        "thresholds; needs data.channels with a complete thermocouple grid")
 
 
 class ClassifierConfig(_Section):
@@ -122,6 +130,14 @@ class ModelConfig(_Section):
                 )
         elif size is None:
             raise ValueError("architecture.input_size: required (or give data.channels)")
+        if self.normalization.signature_features:
+            if channels is None:
+                raise ValueError("normalization.signature_features needs data.channels")
+            try:
+                tc_grid(channels)
+            except ValueError as exc:
+                raise ValueError(f"normalization.signature_features: data.channels: {exc}"
+                                 ) from None
         return self
 
 
@@ -141,12 +157,7 @@ def validate_config(config: dict[str, Any] | ModelConfig) -> dict[str, Any]:
 def load_model_config(path: str | Path) -> dict[str, Any]:
     """Read and validate a model config YAML file."""
     path = Path(path)
-    if not path.is_file():
-        raise ModelConfigError(f"model config {path}: not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ModelConfigError(f"model config {path}: not valid YAML ({exc})") from None
+    data = read_yaml_mapping(path, ModelConfigError, "model config")
     try:
         return validate_config(data)
     except ModelConfigError as exc:
@@ -171,6 +182,7 @@ def default_config() -> dict[str, Any]:
                 "layer_norm": True,
                 "batch_norm": False,
                 "relative_input": True,
+                "signature_features": False,  # measured: no gain on stickers (docs/model.md)
             },
             "classifier": {"hidden_sizes": [32], "activation": "relu", "dropout": 0.2},
             "attention": {"enabled": True, "hidden_size": 32},
@@ -219,7 +231,17 @@ class SteelDefectLSTM(nn.Module):
         self.relative = bool(norm["relative_input"])
         if self.relative:
             self.register_buffer("relative_std", torch.ones(self.input_size))
-        lstm_in = self.input_size * (2 if self.relative else 1)
+        # Signature channels: the classical rules' quantities per step (signatures.py).
+        channels = self.config["data"]["channels"]
+        self.signatures = (SignatureFeatures(channels)
+                           if norm["signature_features"] else None)
+        sources = list(range(self.input_size)) * (2 if self.relative else 1)
+        if self.signatures is not None:
+            sources += source_channels(channels)
+        # input_sources[j]: the reading channel that LSTM input j describes (-1: none), so
+        # that explanations can name channels whatever the derived inputs are.
+        self.register_buffer("input_sources", torch.tensor(sources), persistent=False)
+        lstm_in = len(sources)
         self.input_bn = nn.BatchNorm1d(lstm_in) if norm["input_batch_norm"] else None
 
         self.lstm = nn.LSTM(
@@ -333,6 +355,8 @@ class SteelDefectLSTM(nn.Module):
             x = (x - self.input_mean) / self.input_std
         if self.relative:
             x = torch.cat([x, (x_raw - x_raw[:, :1]) / self.relative_std], dim=-1)
+        if self.signatures is not None:
+            x = torch.cat([x, self.signatures(x_raw).to(x.dtype)], dim=-1)
         if self.input_bn is not None:
             if mask is None:
                 x = self.input_bn(x.reshape(B * T, -1)).reshape(B, T, -1)
