@@ -21,11 +21,18 @@ from streamer.channels import DEFECT_TYPES
 from streamer.model.checkpoint import load_checkpoint
 from streamer.model.lstm import SteelDefectLSTM
 from streamer.training.data import (
+    IGNORE,
+    IGNORED,
     Augment,
     Source,
+    TrainSegment,
     WindowSampler,
+    categorise,
+    category_names,
     decode_like_daemon,
+    evident_step,
     input_stats_from_segments,
+    mark_unevident,
     prepare_segments,
     relative_stats_from_segments,
     split_train_segments,
@@ -36,6 +43,7 @@ from streamer.training.train import (
     make_train_config,
     score_segments,
     train,
+    window_metrics,
 )
 from streamer.training.windows import label_steps, load_segments, split_by_heat, window_index
 
@@ -118,6 +126,71 @@ def test_labels_from_hand_made_events(small_heats: HeatSet) -> None:
     assert s2.labels[:, 1].sum() == 31 and s2.labels[:, 0].sum() == 0
     # onset between two readings: the first reading after it; critical exactly on one
     assert np.flatnonzero(s1.labels[:, 2]).tolist() == [i + 41, i + 42]
+
+
+def _series(n: int = 300) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    channels = ["casting_speed", "mould_level", "tc_r1_c1", "tc_r1_c2", "tc_r2_c1", "tc_r2_c2"]
+    rng = np.random.default_rng(0)
+    v = np.zeros((n, len(channels)))
+    v[:, 0] = 1.2
+    v[:, 1] = rng.normal(0, 1.0, n)
+    v[:, 2:] = 150 + rng.normal(0, 0.3, (n, 4))
+    return np.arange(n, dtype=float), v, channels
+
+
+def test_evident_step_per_type() -> None:
+    ts, v, ch = _series()
+    v[100:, 3] += np.minimum(np.arange(200) * 0.5, 15)  # tc_r1_c2: +0.5 degC/s from t = 100
+    sticker = {"type": "sticker", "row": 1, "col": 2}
+    at = evident_step(v, ch, sticker, 100, 200)
+    assert 110 <= at <= 114  # 6 degC at 0.5 degC/s (3-reading mean): 12-13 s after onset
+    assert evident_step(v, ch, sticker, 100, 105) == 105  # never within the event
+    v[150:, 1] += 25 * np.sin(np.arange(150) * 2 * np.pi / 20)  # level swing of 50 mm p-p
+    at = evident_step(v, ch, {"type": "slag", "row": 0, "col": 0}, 150, 250)
+    assert 151 <= at <= 160 and np.ptp(v[max(0, at - 59):at + 1, 1]) > 20
+    assert np.ptp(v[max(0, at - 60):at, 1]) <= 20 + 1e-9 or at == 150
+    _, w, _ = _series()
+    w[200:, 4] -= np.minimum(np.arange(100) * 2.0, 12)  # tc_r2_c1 falls 2 degC/s to -12
+    at = evident_step(w, ch, {"type": "crack", "row": 2, "col": 1}, 200, 260)
+    assert 203 <= at <= 207
+
+
+def test_unevident_steps_are_ignored_and_never_drawn() -> None:
+    ts, v, ch = _series()
+    v[100:, 3] += np.minimum(np.arange(200) * 0.5, 15)
+    labels = label_steps(ts, {"sticker": [(100.0, 150.0)]})
+    seg = TrainSegment("C1-S1", np.array(["h"] * len(ts), dtype=object), ts,
+                       v.astype(np.float32), labels)
+    ev = [{"type": "sticker", "row": 1, "col": 2, "onset_ts": 100.0, "critical_ts": 150.0}]
+    marked = mark_unevident(seg, ev, ch, ("sticker", "crack", "slag"))
+    first = int(np.flatnonzero(marked[:, 0] == 1)[0])
+    assert 110 <= first <= 114
+    assert (marked[100:first, 0] == IGNORE).all() and (marked[first:151, 0] == 1).all()
+    assert marked[:100].sum() == 0 and marked[151:].sum() == 0
+    seg.labels = marked
+    cat = categorise(seg, [(100.0, 150.0)], [], near_before_s=60, near_after_s=60,
+                     hard_after_s=60)
+    names = category_names(("sticker", "crack", "slag"))
+    assert {names[c] for c in cat[100:first]} == {IGNORED}
+    assert {names[c] for c in cat[first:151]} == {"sticker"}
+    sampler = WindowSampler([TrainSegment(seg.strand, seg.heats, ts, seg.values, marked,
+                                          category=cat)],
+                            ("sticker", "crack", "slag"), 60, 30, {"sticker": 1.0,
+                                                                  "background": 1.0}, 0.0)
+    assert sampler.shares[IGNORED] == 0 and sampler.p[
+        np.isin(sampler.ends, np.arange(100, first))].sum() == 0
+
+
+def test_ignored_windows_leave_metrics_and_loss_alone() -> None:
+    y = np.array([[0, 0, 0], [1, 0, 0], [IGNORE, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
+    z = np.array([[-3, -3, -3], [2, -3, -3], [-9, -3, -3], [-3, 2, -3], [-3, -3, 2]],
+                 np.float32)
+    m = window_metrics(y, z, ("sticker", "crack", "slag"))
+    assert m["sticker"]["positives"] == 1 and m["sticker"]["roc_auc"] == 1.0
+    assert m["any"]["roc_auc"] == 1.0 and m["any"]["positives"] == 3
+    z2 = z.copy()
+    z2[2, 0] = 9.0  # whatever the model says on an ignored window
+    assert window_metrics(y, z2, ("sticker", "crack", "slag")) == m
 
 
 # --- decoding like the daemon ---------------------------------------------------------------
@@ -264,6 +337,16 @@ def test_training_lowers_the_loss(small_source: Source, trained) -> None:
     assert after < 0.8 * before, (before, after)
     h = trained.history
     assert len(h) == 2 and h[1]["train_loss"] < h[0]["train_loss"]
+
+
+def test_training_with_evident_labels(small_source: Source) -> None:
+    cfg = tiny_train_config(epochs=1, evident_labels=["sticker", "slag"])
+    res = train([small_source], tiny_model_config(), cfg, progress=False, log=lambda m: None)
+    meta = res.metadata
+    assert meta["train_config"]["evident_labels"] == ["sticker", "slag"]
+    assert np.isfinite(meta["history"][0]["train_loss"])
+    with pytest.raises(ValueError, match="unknown defect types"):
+        prepare_segments([small_source], small_source.heats.channels, evident_types=["breakout"])
 
 
 def test_input_stats_come_from_training_heats_only(small_source: Source, trained) -> None:

@@ -24,12 +24,26 @@ from typing import Any
 import numpy as np
 
 from simulators.heatfile import HeatSet
-from streamer.channels import DEFECT_TYPES, PROCESS_CHANNELS, TC_VALID_RANGE, parse_tc_name
+from streamer.channels import (
+    DEFECT_TYPES,
+    PROCESS_CHANNELS,
+    TC_VALID_RANGE,
+    parse_tc_name,
+    tc_name,
+)
+from streamer.evaluation.rolling import rmax, rmean, rmin
 from streamer.training.windows import Segment, load_segments
 
 # Sampling categories of a step (the window ending there); one per step, first match wins:
 # positive of type k (0..K-1), then NEAR_EVENT, HARD_NEGATIVE, BACKGROUND.
 NEAR_EVENT, HARD_NEGATIVE, BACKGROUND = "near_event", "hard_negative", "background"
+IGNORED = "ignored"  # steps left out of the loss (``evident_labels``); never drawn
+IGNORE = 2  # label value of such a step in TrainSegment.labels (0 / 1 are the labels)
+
+# When a defect's defining signature is in the readings (DOMAIN.md thresholds), for the
+# types in TrainConfig.evident_labels: the smallest sticker rise (near-stickers stay under
+# it), the crack depth under the 65 s running mean, the slag level swing in 60 s.
+STICKER_RISE_DEGC, CRACK_DROP_DEGC, SLAG_SWING_MM = 6.0, 8.0, 20.0
 
 
 @dataclass
@@ -121,21 +135,81 @@ def _mark(ts: np.ndarray, intervals: list[tuple[float, float]], before: float, a
 def categorise(seg: Segment, events: list[tuple[float, float]],
                nuisances: list[tuple[float, float]], *, near_before_s: float,
                near_after_s: float, hard_after_s: float) -> np.ndarray:
-    """Category per step: k for a positive of type k, then K + (near, hard, background)."""
+    """Category per step: k for a positive of type k, then K + (near, hard, background,
+    ignored)."""
     K = seg.labels.shape[1]
     cat = np.full(len(seg), K + 2, dtype=np.int8)  # background
     cat[_mark(seg.ts, nuisances, 0.0, hard_after_s)] = K + 1
     cat[_mark(seg.ts, events, near_before_s, near_after_s)] = K
-    pos = seg.labels.any(1)
-    cat[pos] = np.argmax(seg.labels[pos], axis=1)
+    cat[(seg.labels == IGNORE).any(1)] = K + 3
+    pos = (seg.labels == 1).any(1)
+    cat[pos] = np.argmax(seg.labels[pos] == 1, axis=1)
     return cat
+
+
+def evident_step(values: np.ndarray, channels: Sequence[str], event: dict[str, Any],
+                 lo: int, hi: int) -> int:
+    """First step in [lo, hi) at which the event's defining signature is in the readings
+    (``hi`` if it never is): a sticker's origin thermocouple has risen STICKER_RISE_DEGC over
+    its level before onset (3-reading mean); a crack's origin thermocouple is CRACK_DROP_DEGC
+    under its 65 s running mean; the mould level has swung SLAG_SWING_MM within 60 s."""
+    if hi <= lo:
+        return hi
+    ch = list(channels)
+    kind = event["type"]
+    if kind in ("sticker", "crack"):
+        name = tc_name(int(event["row"]), int(event["col"]))
+        if name not in ch:
+            return lo
+        tc = values[:, ch.index(name)].astype(np.float64)
+        if kind == "sticker":
+            base = tc[max(0, lo - 5):lo].mean() if lo > 0 else tc[0]
+            ok = rmean(tc[:hi], 3)[lo:] - base >= STICKER_RISE_DEGC
+        else:
+            ok = (rmean(tc[:hi], 65) - tc[:hi])[lo:] >= CRACK_DROP_DEGC
+    elif kind == "slag" and "mould_level" in ch:
+        level = values[:hi, ch.index("mould_level")].astype(np.float64)
+        ok = (rmax(level, 60) - rmin(level, 60))[lo:] > SLAG_SWING_MM
+    else:
+        return lo
+    first = np.flatnonzero(ok)
+    return lo + int(first[0]) if len(first) else hi
+
+
+def mark_unevident(seg: Segment, events: list[dict[str, Any]], channels: Sequence[str],
+                   defect_types: Sequence[str]) -> np.ndarray:
+    """Labels with IGNORE from each event's onset until its signature is evident.
+
+    Before that a window cannot be told from a hard negative (a near-sticker's rise, a level
+    burst) by anything in the readings; a positive label there teaches the model to alarm on
+    the hard negatives, a negative one to be late. Left out of the loss, the model learns
+    both from the windows that can be told apart. Evaluation keeps the full onset..critical
+    labels (docs/labels.md)."""
+    labels = seg.labels.copy()
+    for e in events:
+        if e["type"] not in defect_types:
+            continue
+        k = list(defect_types).index(e["type"])
+        lo = int(np.searchsorted(seg.ts, e["onset_ts"], side="left"))
+        hi = int(np.searchsorted(seg.ts, e["critical_ts"], side="right"))
+        ev = evident_step(seg.values, channels, e, lo, hi)
+        labels[lo:ev, k] = np.where(labels[lo:ev, k] == 1, IGNORE, labels[lo:ev, k])
+    return labels
 
 
 def prepare_segments(sources: list[Source], channels: Sequence[str],
                      defect_types: Sequence[str] = DEFECT_TYPES, *, near_before_s: float = 60.0,
-                     near_after_s: float = 180.0, hard_after_s: float = 120.0
+                     near_after_s: float = 180.0, hard_after_s: float = 120.0,
+                     evident_types: Sequence[str] = ()
                      ) -> tuple[list[TrainSegment], dict[str, int]]:
-    """Decoded, labelled, categorised segments of every source (one per strand)."""
+    """Decoded, labelled, categorised segments of every source (one per strand).
+
+    Every step of an event is positive (docs/labels.md), except for the types in
+    ``evident_types``: their steps before the signature is evident are IGNORE
+    (:func:`mark_unevident`)."""
+    unknown = set(evident_types) - set(defect_types)
+    if unknown:
+        raise ValueError(f"evident_types: unknown defect types {sorted(unknown)}")
     out: list[TrainSegment] = []
     stats = {"readings": 0, "readings_dropped": 0}
     for si, src in enumerate(sources):
@@ -150,6 +224,10 @@ def prepare_segments(sources: list[Source], channels: Sequence[str],
             stats["readings"] += len(seg)
             stats["readings_dropped"] += int((~keep).sum())
             seg = Segment(seg.strand, seg.heats[keep], seg.ts[keep], v[keep], seg.labels[keep])
+            if evident_types:
+                rows = [e for e in src.heats.events.to_pylist()
+                        if e["strand"] == seg.strand and e["type"] in evident_types]
+                seg.labels = mark_unevident(seg, rows, channels, defect_types)
             cat = categorise(seg, _intervals(src.heats.events, seg.strand),
                              _intervals(src.heats.nuisances, seg.strand),
                              near_before_s=near_before_s, near_after_s=near_after_s,
@@ -182,7 +260,7 @@ def split_train_segments(segments: list[TrainSegment], val_fraction: float, seed
 
 
 def category_names(defect_types: Sequence[str]) -> list[str]:
-    return [*defect_types, NEAR_EVENT, HARD_NEGATIVE, BACKGROUND]
+    return [*defect_types, NEAR_EVENT, HARD_NEGATIVE, BACKGROUND, IGNORED]
 
 
 class WindowSampler:

@@ -22,6 +22,7 @@ from streamer.training.data import (
     BACKGROUND,
     Augment,
     HARD_NEGATIVE,
+    IGNORE,
     NEAR_EVENT,
     Source,
     TrainSegment,
@@ -110,6 +111,11 @@ class TrainConfig(_Section):
         None, description="BCEWithLogitsLoss pos_weight per type (on top of sampling)")
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     calibrate: bool = Field(True, description="Platt-scale each logit on the validation heats")
+    evident_labels: list[str] = Field(
+        default_factory=list, description="defect types whose windows count as positive only "
+        "from when the signature is in the readings (streamer.training.data.evident_step); "
+        "from onset until then they are left out of the loss and the validation metrics. "
+        "Evaluation always labels from onset")
     val_stride: int = Field(2, ge=1, description="score every n-th validation window per epoch "
                             "(the final scoring of the best model uses every window)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -228,22 +234,26 @@ def window_metrics(y: np.ndarray, logits: np.ndarray, defect_types: Sequence[str
     out: dict[str, Any] = {"windows": int(len(y))}
     p = _sigmoid(logits)
     eps = 1e-7
-    bce = -(y * np.log(np.clip(p, eps, 1)) + (1 - y) * np.log(np.clip(1 - p, eps, 1)))
-    out["loss"] = float(bce.mean()) if len(y) else None
+    keep = y != IGNORE  # windows left out of the loss are left out of the metrics too
+    yc = np.minimum(y, 1)
+    bce = -(yc * np.log(np.clip(p, eps, 1)) + (1 - yc) * np.log(np.clip(1 - p, eps, 1)))
+    out["loss"] = float(bce[keep].mean()) if keep.any() else None
     rocs, prs = [], []
     for k, t in enumerate(defect_types):
-        n_pos = int(y[:, k].sum())
+        yk, zk = y[keep[:, k], k], logits[keep[:, k], k]
+        n_pos = int(yk.sum())
         m: dict[str, Any] = {"positives": n_pos}
-        if 0 < n_pos < len(y):
-            m["roc_auc"] = float(roc_auc_score(y[:, k], logits[:, k]))
-            m["pr_auc"] = float(average_precision_score(y[:, k], logits[:, k]))
-            m["prevalence"] = n_pos / len(y)
+        if 0 < n_pos < len(yk):
+            m["roc_auc"] = float(roc_auc_score(yk, zk))
+            m["pr_auc"] = float(average_precision_score(yk, zk))
+            m["prevalence"] = n_pos / len(yk)
             rocs.append(m["roc_auc"])
             prs.append(m["pr_auc"])
         out[t] = m
-    any_y = y.max(1) if y.shape[1] else np.zeros(len(y))
-    any_p = p.max(1) if y.shape[1] else np.zeros(len(y))
-    if 0 < any_y.sum() < len(y):
+    rows = keep.all(1) | (y == 1).any(1)
+    any_y = (y[rows] == 1).any(1) if y.shape[1] else np.zeros(0)
+    any_p = p[rows].max(1) if y.shape[1] else np.zeros(0)
+    if 0 < any_y.sum() < len(any_y):
         out["any"] = {"positives": int(any_y.sum()),
                       "roc_auc": float(roc_auc_score(any_y, any_p)),
                       "pr_auc": float(average_precision_score(any_y, any_p))}
@@ -422,7 +432,7 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
     s = cfg.sampling
     segments, read_stats = prepare_segments(
         list(sources), channels, defect_types, near_before_s=s.near_before_s,
-        near_after_s=s.near_after_s, hard_after_s=s.hard_after_s)
+        near_after_s=s.near_after_s, hard_after_s=s.hard_after_s, evident_types=cfg.evident_labels)
     train_segs, val_segs = split_train_segments(segments, cfg.val_fraction, cfg.seed)
     if not train_segs or not val_segs:
         raise ValueError(f"too few heats to split ({len({h for g in segments for h in g.heats})} "
@@ -465,7 +475,11 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
             raise TrainConfigError("invalid train config: pos_weight: unknown types "
                                    f"{sorted(unknown)}")
         pw = torch.tensor([cfg.pos_weight.get(t, 1.0) for t in defect_types], device=device)
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pw)
+    bce = torch.nn.BCEWithLogitsLoss(pos_weight=pw, reduction="none")
+
+    def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        keep = (y != IGNORE).to(logits.dtype)  # steps before an event is evident: no loss
+        return (bce(logits, y.clamp(max=1.0)) * keep).sum() / keep.sum().clamp(min=1.0)
 
     higher = cfg.early_stopping.metric == "mean_pr_auc"
     best_val, best_epoch, best_state, bad_epochs = None, 0, None, 0
@@ -535,7 +549,9 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
     raw_metrics = window_metrics(scored.y, scored.logits, defect_types)
     calibration = None
     if cfg.calibrate:
-        ab = [fit_platt(scored.logits[:, k], scored.y[:, k]) for k in range(len(defect_types))]
+        keep = scored.y != IGNORE
+        ab = [fit_platt(scored.logits[keep[:, k], k], scored.y[keep[:, k], k])
+              for k in range(len(defect_types))]
         fold_calibration(model, [a for a, _ in ab], [c for _, c in ab])
         calibration = {t: {"scale": a, "shift": c} for t, (a, c) in zip(defect_types, ab)}
         scored.logits = scored.logits * np.array([a for a, _ in ab]) + np.array([c for _, c in ab])
