@@ -20,6 +20,7 @@ log before the committed offset (the log is the state; nothing is published for 
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import time
 from collections import Counter as Tally
@@ -228,6 +229,12 @@ class Application:
             log.info("model loaded", model_id=self.model_id, window=self.window,
                      channels=len(self.channels), device=str(self.engine.device),
                      precision=self.engine.precision)
+            # Everything loaded so far (torch, the model, libraries) lives as long as the
+            # process: move it out of the collector's reach, so that a full collection scans
+            # only the objects of the readings in flight, not hundreds of thousands of
+            # long-lived ones (the Instagram/CPython gc.freeze recipe; see docs/benchmarks.md).
+            gc.collect()
+            gc.freeze()
             self._ready = True
             if self.settings.http.port:
                 from streamer.ops.http import bound_port, start_http
