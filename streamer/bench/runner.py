@@ -181,6 +181,7 @@ def model_speed(o: BenchOptions, say: Say) -> dict[str, Any]:
     from streamer.app import default_model_path
     from streamer.infer.engine import InferenceEngine
     from streamer.model.checkpoint import load_checkpoint
+    from streamer.model.speed import time_calls
 
     lm = load_checkpoint(o.model or default_model_path())
     combos = [("cpu", "fp32")]
@@ -196,15 +197,9 @@ def model_speed(o: BenchOptions, say: Say) -> dict[str, Any]:
         for b in o.model_batches:
             x = (150 + rng.standard_normal((b, lm.window, len(lm.channels)))).astype(np.float32)
             lengths = np.full(b, lm.window, dtype=np.int64)
-            for _ in range(3):
-                eng.run(x, lengths)
-            times: list[float] = []
-            t_end = time.perf_counter() + o.model_seconds
-            while len(times) < 5 or (time.perf_counter() < t_end and len(times) < 2000):
-                t0 = time.perf_counter()
-                eng.run(x, lengths)  # returns numpy: the device is synchronised
-                times.append(time.perf_counter() - t0)
-            times.sort()
+            # eng.run returns numpy: the device is synchronised when it returns
+            times = time_calls(lambda e=eng, x=x, n=lengths: e.run(x, n), warmup=3,
+                               min_runs=5, min_seconds=o.model_seconds, max_runs=2000)
             med = times[len(times) // 2]
             out["results"].append({"device": dev, "precision": prec, "batch": b,
                                    "runs": len(times), "median_ms": 1000 * med,

@@ -10,8 +10,10 @@ the daemon uses for complete windows).
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +42,29 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[k]
 
 
+def time_calls(call: Callable[[], object], *, warmup: int, min_runs: int, min_seconds: float,
+               max_seconds: float = math.inf, max_runs: int | None = None) -> list[float]:
+    """Seconds per timed call, sorted. ``warmup`` untimed calls first; then calls until at
+    least ``min_runs`` have run and ``min_seconds`` (or ``max_runs`` calls) have passed, or
+    ``max_seconds`` whatever the count. ``call`` returns when its work is done (a GPU call
+    synchronises inside it). Shared by ``streamer model speed`` and ``streamer bench``."""
+    for _ in range(warmup):
+        call()
+    times: list[float] = []
+    start = time.perf_counter()
+    while True:
+        t0 = time.perf_counter()
+        call()
+        t1 = time.perf_counter()
+        times.append(t1 - t0)
+        spent = t1 - start
+        enough = spent >= min_seconds or (max_runs is not None and len(times) >= max_runs)
+        if (len(times) >= min_runs and enough) or spent >= max_seconds:
+            break
+    times.sort()
+    return times
+
+
 def benchmark(
     model: torch.nn.Module,
     *,
@@ -62,22 +87,14 @@ def benchmark(
     with torch.inference_mode():
         for batch in batch_sizes:
             x = torch.randn(batch, window, features, generator=gen).to(device)
-            for _ in range(warmup):
-                model(x)
-            if cuda:
-                torch.cuda.synchronize(device)
-            times: list[float] = []
-            start = time.perf_counter()
-            while True:
-                t0 = time.perf_counter()
+
+            def call(x: torch.Tensor = x) -> None:
                 model(x)
                 if cuda:
                     torch.cuda.synchronize(device)
-                times.append(time.perf_counter() - t0)
-                spent = time.perf_counter() - start
-                if (len(times) >= min_runs and spent >= min_seconds) or spent >= max_seconds:
-                    break
-            times.sort()
+
+            times = time_calls(call, warmup=warmup, min_runs=min_runs, min_seconds=min_seconds,
+                               max_seconds=max_seconds)
             results.append(
                 SpeedResult(
                     batch=batch,
