@@ -81,7 +81,8 @@ class TcGrid:
         return self.idx.ravel()
 
 
-def _n(seconds: float, hz: float) -> int:
+def steps(seconds: float, hz: float) -> int:
+    """Readings in ``seconds`` at ``hz`` (at least one)."""
     return max(1, int(round(seconds * hz)))
 
 
@@ -89,8 +90,8 @@ def tc_rise_rate(tc: np.ndarray, hz: float, s: RuleSettings = RuleSettings()
                  ) -> tuple[np.ndarray, np.ndarray]:
     """([N, rows, cols] 5 s rise rate (degC/s) of the smoothed TCs minus the mould-wide
     median, the smoothed TCs)."""
-    sm = rmean(tc, _n(s.smooth_s, hz))
-    k = _n(s.rise_window_s, hz)
+    sm = rmean(tc, steps(s.smooth_s, hz))
+    k = steps(s.rise_window_s, hz)
     rate = (sm - lag(sm, k)) * (hz / k)
     med = np.median(rate.reshape(len(rate), -1), axis=1)
     return rate - med[:, None, None], sm
@@ -99,13 +100,13 @@ def tc_rise_rate(tc: np.ndarray, hz: float, s: RuleSettings = RuleSettings()
 def tc_drop_below_mean(tc: np.ndarray, hz: float, s: RuleSettings = RuleSettings()
                        ) -> np.ndarray:
     """[N, rows, cols] degC below the 65 s running mean, minus the median over all TCs."""
-    dev = tc - rmean(tc, _n(s.crack_mean_s, hz))
+    dev = tc - rmean(tc, steps(s.crack_mean_s, hz))
     med = np.median(dev.reshape(len(dev), -1), axis=1)
     return -(dev - med[:, None, None])
 
 
 def level_swing(level: np.ndarray, hz: float, s: RuleSettings = RuleSettings()) -> np.ndarray:
-    w = _n(s.level_window_s, hz)
+    w = steps(s.level_window_s, hz)
     return rmax(level, w) - rmin(level, w)
 
 
@@ -121,11 +122,11 @@ def rule_scores(values: np.ndarray, channels: Sequence[str], hz: float = 1.0,
     q: dict[str, np.ndarray] = {}
 
     rise, sm = tc_rise_rate(tc, hz, s)
-    qr = rmin(rise / s.rise_rate, _n(s.persist_s, hz))  # >= 1: rises >= 0.3 degC/s, held
-    upper = rmax(qr[:, :-1], _n(s.upper_recent_s, hz))  # [N, rows-1, cols]
-    lo_k, hi_k = _n(s.lag_min_s, hz), _n(s.lag_max_s, hz)
+    qr = rmin(rise / s.rise_rate, steps(s.persist_s, hz))  # >= 1: rises >= 0.3 degC/s, held
+    upper = rmax(qr[:, :-1], steps(s.upper_recent_s, hz))  # [N, rows-1, cols]
+    lo_k, hi_k = steps(s.lag_min_s, hz), steps(s.lag_max_s, hz)
     upper_lagged = lag(rmax(qr[:, :-1], hi_k - lo_k + 1), lo_k)  # max over [t-hi, t-lo]
-    prop = rmax(np.minimum(qr[:, 1:], upper_lagged), _n(s.propagation_recent_s, hz))
+    prop = rmax(np.minimum(qr[:, 1:], upper_lagged), steps(s.propagation_recent_s, hz))
     inv = (sm[:, 1:] - sm[:, :-1]) / s.inversion_degc
     pair = np.minimum(upper, np.maximum(prop, inv))
     q["sticker"] = pair.reshape(len(v), -1).max(1) if pair.size else np.zeros(len(v))

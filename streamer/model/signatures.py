@@ -43,7 +43,9 @@ from torch import nn
 
 from streamer.channels import parse_tc_name
 
-RISE_S, SMOOTH_S, MEAN_S, LEVEL_S, SPEED_S = 5, 3, 65, 60, 60  # seconds, as the rules
+# The rule system's windows and thresholds (RuleSettings), fixed here rather than read from
+# it: they scale a checkpoint's inputs, which must not move when the evaluation is retuned.
+RISE_S, SMOOTH_S, MEAN_S, LEVEL_S, SPEED_S = 5, 3, 65, 60, 60  # seconds
 RISE_UNIT, DROP_UNIT, INVERSION_UNIT = 0.3, 8.0, 1.0           # degC/s, degC, degC
 LEVEL_UNIT, SPEED_UNIT = 20.0, 0.2                             # mm, m/min
 CLIP = 10.0

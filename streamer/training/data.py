@@ -31,7 +31,8 @@ from streamer.channels import (
     parse_tc_name,
     tc_name,
 )
-from streamer.evaluation.rolling import rmax, rmean, rmin
+from streamer.evaluation.rolling import rmean
+from streamer.evaluation.rules import RuleSettings, level_swing, steps
 from streamer.training.windows import Segment, load_segments
 
 # Sampling categories of a step (the window ending there); one per step, first match wins:
@@ -40,10 +41,9 @@ NEAR_EVENT, HARD_NEGATIVE, BACKGROUND = "near_event", "hard_negative", "backgrou
 IGNORED = "ignored"  # steps left out of the loss (``evident_labels``); never drawn
 IGNORE = 2  # label value of such a step in TrainSegment.labels (0 / 1 are the labels)
 
-# When a defect's defining signature is in the readings (DOMAIN.md thresholds), for the
-# types in TrainConfig.evident_labels: the smallest sticker rise (near-stickers stay under
-# it), the crack depth under the 65 s running mean, the slag level swing in 60 s.
-STICKER_RISE_DEGC, CRACK_DROP_DEGC, SLAG_SWING_MM = 6.0, 8.0, 20.0
+# The smallest sticker rise (DOMAIN.md; near-stickers stay under it), for evident_step; the
+# crack and slag thresholds there are the classical rules' (RuleSettings).
+STICKER_RISE_DEGC = 6.0
 
 
 @dataclass
@@ -148,13 +148,15 @@ def categorise(seg: Segment, events: list[tuple[float, float]],
 
 
 def evident_step(values: np.ndarray, channels: Sequence[str], event: dict[str, Any],
-                 lo: int, hi: int) -> int:
+                 lo: int, hi: int, hz: float = 1.0) -> int:
     """First step in [lo, hi) at which the event's defining signature is in the readings
-    (``hi`` if it never is): a sticker's origin thermocouple has risen STICKER_RISE_DEGC over
-    its level before onset (3-reading mean); a crack's origin thermocouple is CRACK_DROP_DEGC
-    under its 65 s running mean; the mould level has swung SLAG_SWING_MM within 60 s."""
+    (``hi`` if it never is): a sticker's origin thermocouple (3 s mean) has risen
+    STICKER_RISE_DEGC over its level before onset; a crack's origin thermocouple is 8 degC
+    under its 65 s running mean; the mould level has swung more than 20 mm within 60 s (the
+    rule system's thresholds and windows, :class:`RuleSettings`)."""
     if hi <= lo:
         return hi
+    rs = RuleSettings()
     ch = list(channels)
     kind = event["type"]
     if kind in ("sticker", "crack"):
@@ -164,12 +166,13 @@ def evident_step(values: np.ndarray, channels: Sequence[str], event: dict[str, A
         tc = values[:, ch.index(name)].astype(np.float64)
         if kind == "sticker":
             base = tc[max(0, lo - 5):lo].mean() if lo > 0 else tc[0]
-            ok = rmean(tc[:hi], 3)[lo:] - base >= STICKER_RISE_DEGC
+            ok = rmean(tc[:hi], steps(rs.smooth_s, hz))[lo:] - base >= STICKER_RISE_DEGC
         else:
-            ok = (rmean(tc[:hi], 65) - tc[:hi])[lo:] >= CRACK_DROP_DEGC
+            below = rmean(tc[:hi], steps(rs.crack_mean_s, hz)) - tc[:hi]
+            ok = below[lo:] >= rs.crack_drop_degc
     elif kind == "slag" and "mould_level" in ch:
         level = values[:hi, ch.index("mould_level")].astype(np.float64)
-        ok = (rmax(level, 60) - rmin(level, 60))[lo:] > SLAG_SWING_MM
+        ok = level_swing(level, hz, rs)[lo:] > rs.level_swing_mm
     else:
         return lo
     first = np.flatnonzero(ok)
