@@ -38,6 +38,7 @@ from streamer.training.data import (
     split_train_segments,
 )
 from streamer.training.train import (
+    TrainConfigError,
     fit_platt,
     fold_calibration,
     make_train_config,
@@ -347,6 +348,8 @@ def test_training_with_evident_labels(small_source: Source) -> None:
     assert np.isfinite(meta["history"][0]["train_loss"])
     with pytest.raises(ValueError, match="unknown defect types"):
         prepare_segments([small_source], small_source.heats.channels, evident_types=["breakout"])
+    with pytest.raises(TrainConfigError, match=r"evident_labels\.0"):  # before any data is read
+        make_train_config({"evident_labels": ["slagg"]})
 
 
 def test_input_stats_come_from_training_heats_only(small_source: Source, trained) -> None:

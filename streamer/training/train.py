@@ -111,7 +111,7 @@ class TrainConfig(_Section):
         None, description="BCEWithLogitsLoss pos_weight per type (on top of sampling)")
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     calibrate: bool = Field(True, description="Platt-scale each logit on the validation heats")
-    evident_labels: list[str] = Field(
+    evident_labels: list[Literal["sticker", "crack", "slag"]] = Field(
         default_factory=list, description="defect types whose windows count as positive only "
         "from when the signature is in the readings (streamer.training.data.evident_step); "
         "from onset until then they are left out of the loss and the validation metrics. "
