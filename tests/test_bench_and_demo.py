@@ -32,6 +32,23 @@ def test_bench_quick_prints_all_five_sections(tmp_path: Path) -> None:
     assert {row["batch"] for row in r["model"]["results"]} == {1, 64, 256, 1024}
 
 
+def test_bench_workers_share_the_load(tmp_path: Path) -> None:
+    """Two daemon workers in one consumer group and two load processes: every reading of
+    every strand is evaluated exactly once across the group (no partition read twice or
+    left unread)."""
+    ckpt = tiny_checkpoint(tmp_path / "m.pt", window=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "streamer", "bench", "--sections", "latency", "--model", str(ckpt),
+         "--workers", "2", "--load-procs", "2", "--strands", "24", "--seconds", "4",
+         "--torch-threads", "1", "--json", str(tmp_path / "b.json")],
+        capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    la = json.loads((tmp_path / "b.json").read_text())["sections"]["latency"]
+    assert la["workers"] == 2 and la["readings"] == 24 * 4
+    assert la["alerts"] == la["readings"]
+    assert "2 daemon workers" in out.stdout
+
+
 def test_demo_catches_defects(tmp_path: Path) -> None:
     from streamer.app import default_model_path
 
@@ -47,3 +64,12 @@ def test_demo_catches_defects(tmp_path: Path) -> None:
     caught = sum(t["caught"] for t in s["events"]["by_type"].values())
     assert caught >= 1, out.stdout
     assert s["latency_p50_s"] is not None and s["alerts"] > 0
+
+
+def test_load_slices_cover_every_strand_once() -> None:
+    from streamer.bench.load import _slices, strand_names
+
+    names = strand_names(37)
+    parts = _slices(names, 4)
+    assert len(parts) == 4 and sorted(n for p in parts for n in p) == sorted(names)
+    assert _slices(names[:2], 4) == [[names[0]], [names[1]]]  # never an empty process

@@ -78,3 +78,48 @@ class DaemonProcess:
         if self._log is not subprocess.DEVNULL:
             self._log.close()  # type: ignore[union-attr]
         return self.proc.returncode
+
+
+class DaemonGroup:
+    """``n`` daemons in one consumer group: one box running several worker processes, which
+    share its GPU and split the topic's partitions. One Python process tops out at a few
+    thousand evaluated readings a second (decode, alarm state and one alert message each),
+    so a GPU host is sized by its workers; ``n=1`` is the plain single-daemon run."""
+
+    def __init__(self, n: int, bootstrap: str, topic: str, *, log_path: Path | None = None,
+                 **kwargs: object):
+        if n < 1:
+            raise ValueError("a daemon group needs at least one worker")
+        self.members = [
+            DaemonProcess(bootstrap, topic, log_path=_worker_log(log_path, i, n),
+                          **kwargs)  # type: ignore[arg-type]
+            for i in range(n)]
+
+    def wait_ready(self, timeout_s: float = 180) -> None:
+        """Every member ready at once, twice in a row: a member joining late makes the group
+        rebalance, which takes readiness away from the others for a moment."""
+        deadline = time.monotonic() + timeout_s
+        for d in self.members:
+            d.wait_ready(max(1.0, deadline - time.monotonic()))
+        streak = 0
+        while streak < 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError("daemon workers did not settle into one ready group in time")
+            for d in self.members:
+                if d.proc.poll() is not None:
+                    raise RuntimeError(f"a daemon worker exited with code {d.proc.returncode}")
+            ok = all(d._get("/readyz")[0] == 200 for d in self.members)
+            streak = streak + 1 if ok else 0
+            time.sleep(0.5)
+
+    def metric(self, name: str) -> float:
+        return sum(d.metric(name) for d in self.members)
+
+    def stop(self) -> list[int]:
+        return [d.stop() for d in self.members]
+
+
+def _worker_log(log_path: Path | None, i: int, n: int) -> Path | None:
+    if log_path is None or n == 1:
+        return log_path
+    return log_path.with_name(f"{log_path.stem}-w{i}{log_path.suffix}")

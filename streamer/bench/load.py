@@ -39,6 +39,12 @@ def messages(strands: list[str], seqs: np.ndarray, ts: np.ndarray, seed: int = 0
     return out
 
 
+def backlog(strands: list[str], per_strand: int, end_ts: float) -> list[tuple[bytes, bytes]]:
+    """``per_strand`` readings of every strand, one a second, the last one before ``end_ts``."""
+    seqs = np.arange(per_strand)
+    return messages(strands, seqs, end_ts - per_strand + seqs.astype(np.float64))
+
+
 async def produce_all(bootstrap: str, topic: str, msgs: list[tuple[bytes, bytes]],
                       batched: bool = True) -> float:
     """Send everything as fast as the broker takes it; seconds from first send to last ack."""
@@ -107,13 +113,17 @@ class LatencyProbe:
 
 
 async def paced_load(bootstrap: str, topic: str, strands: list[str], rate_hz: float,
-                     seconds: float, first_seq: int, seed: int = 1) -> int:
-    """One reading per strand every 1/rate_hz s with ts = now; returns records sent."""
+                     seconds: float, first_seq: int, seed: int = 1,
+                     start_at: float | None = None) -> int:
+    """One reading per strand every 1/rate_hz s with ts = now; returns records sent.
+    ``start_at`` (wall clock) lines up the ticks of several load processes."""
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1,
                          max_batch_size=512 * 1024)
     await p.start()
     sent = 0
     try:
+        if start_at is not None:
+            await asyncio.sleep(max(0.0, start_at - time.time()))
         t0 = time.monotonic()
         tick = 0
         while True:
@@ -131,3 +141,55 @@ async def paced_load(bootstrap: str, topic: str, strands: list[str], rate_hz: fl
         return sent
     finally:
         await p.stop()
+
+
+# -- the load spread over processes: one Python producer sends ~30k readings/s, so loads of
+# -- many thousand strands are split by strand across processes (spawned, so no forked loop)
+
+def _slices(strands: list[str], procs: int) -> list[list[str]]:
+    k = max(1, min(procs, len(strands)))
+    return [strands[i::k] for i in range(k)]
+
+
+def _paced_proc(bootstrap: str, topic: str, strands: list[str], rate_hz: float, seconds: float,
+                first_seq: int, start_at: float) -> int:
+    return asyncio.run(paced_load(bootstrap, topic, strands, rate_hz, seconds, first_seq,
+                                  start_at=start_at))
+
+
+def _backlog_proc(bootstrap: str, topic: str, strands: list[str], per_strand: int,
+                  end_ts: float) -> float:
+    return asyncio.run(produce_all(bootstrap, topic, backlog(strands, per_strand, end_ts)))
+
+
+async def _in_processes(fn, jobs: list[tuple]) -> list:  # type: ignore[no-untyped-def]
+    import concurrent.futures
+    import multiprocessing
+
+    loop = asyncio.get_running_loop()
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(len(jobs), mp_context=ctx) as pool:
+        return list(await asyncio.gather(*(loop.run_in_executor(pool, fn, *j) for j in jobs)))
+
+
+async def paced_load_split(bootstrap: str, topic: str, strands: list[str], rate_hz: float,
+                           seconds: float, first_seq: int, procs: int) -> int:
+    """:func:`paced_load` over ``procs`` processes, ticks aligned; records sent in all."""
+    if procs <= 1:
+        return await paced_load(bootstrap, topic, strands, rate_hz, seconds, first_seq)
+    start_at = time.time() + 3.0  # spawned processes import numpy and aiokafka first
+    sent = await _in_processes(_paced_proc, [
+        (bootstrap, topic, part, rate_hz, seconds, first_seq, start_at)
+        for part in _slices(strands, procs)])
+    return sum(sent)
+
+
+async def produce_backlog(bootstrap: str, topic: str, strands: list[str], per_strand: int,
+                          end_ts: float, procs: int = 1) -> None:
+    """``per_strand`` readings of every strand, one a second, the last just before
+    ``end_ts``, sent as fast as the broker takes them (over ``procs`` processes)."""
+    if procs <= 1:
+        await produce_all(bootstrap, topic, backlog(strands, per_strand, end_ts))
+        return
+    await _in_processes(_backlog_proc, [(bootstrap, topic, part, per_strand, end_ts)
+                                        for part in _slices(strands, procs)])

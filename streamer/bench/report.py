@@ -9,6 +9,11 @@ def _f(x: Any, fmt: str = ",.0f") -> str:
     return "-" if x is None else format(x, fmt)
 
 
+def _workers(run: dict[str, Any]) -> str:
+    n = run.get("workers", 1)
+    return f", {n} daemon workers" if n > 1 else ""
+
+
 def format_report(r: dict[str, Any]) -> str:
     env, s = r["environment"], r["sections"]
     lines = [f"streamer bench  ({env['cpu_count']} CPUs, torch {env['torch']}, "
@@ -32,13 +37,15 @@ def format_report(r: dict[str, Any]) -> str:
     if "latency" in s:
         la = s["latency"]
         lines += [f"3. latency ({la['strands']} strands x {la['rate_hz']:g} Hz, every reading "
-                  f"evaluated, {la['readings']:,} readings)",
+                  f"evaluated, {la['readings']:,} readings{_workers(la)})",
                   f"   p50 {_f(la['p50_ms'], '.1f')} ms   p99 {_f(la['p99_ms'], '.1f')} ms   "
                   f"max {_f(la['max_ms'], '.1f')} ms   (reading time -> alert received)"]
     if "capacity" in s:
         ca = s["capacity"]
+        steps = ca["steps"]
         lines.append(f"4. capacity (1 Hz, every reading evaluated, p99 <= "
-                     f"{ca['p99_budget_ms']:.0f} ms): {ca['max_strands_within_budget']:,} strands")
+                     f"{ca['p99_budget_ms']:.0f} ms{_workers(steps[0]) if steps else ''}): "
+                     f"{ca['max_strands_within_budget']:,} strands")
         for st in ca["steps"]:
             lines.append(f"   {st['strands']:>6,} strands: p50 {_f(st['p50_ms'], '.0f')} ms, "
                          f"p99 {_f(st['p99_ms'], '.0f')} ms "

@@ -24,18 +24,20 @@ import numpy as np
 
 from simulators.broker import create_topics
 from streamer.bench import ingest_cost
-from streamer.bench.daemon import DaemonProcess
+from streamer.bench.daemon import DaemonGroup, DaemonProcess
 from streamer.bench.load import (
     LatencyProbe,
+    backlog,
     consume_decode,
-    messages,
-    paced_load,
+    paced_load_split,
     produce_all,
+    produce_backlog,
     strand_names,
 )
 from streamer.evaluation.events import percentile
 
 Say = Callable[[str], None]
+CPU_MAX_BATCH = 1024  # the model section's largest batch on a CPU
 
 
 @dataclass
@@ -53,6 +55,8 @@ class BenchOptions:
     model_batches: tuple[int, ...] = (1, 16, 64, 256, 1024)
     model_seconds: float = 2.0
     torch_threads: int = 0
+    workers: int = 1  # daemon processes in one consumer group (latency and capacity)
+    load_procs: int = 1  # processes generating the paced load and the backlog
     cost_repeat: int = 5  # best-of runs of the no-broker per-reading cost (section 2)
     partitions: int = 8
     log_dir: Path | None = None
@@ -62,22 +66,20 @@ def _topic(kind: str) -> str:
     return f"bench-{kind}-{uuid.uuid4().hex[:8]}"
 
 
+def _partitions(o: BenchOptions) -> int:
+    return max(o.partitions, 2 * o.workers)  # every worker gets partitions to read
+
+
 async def _topics(o: BenchOptions, kind: str) -> str:
     t = _topic(kind)
-    await create_topics(o.bootstrap, [t], partitions=o.partitions)
-    await create_topics(o.bootstrap, [f"{t}.alerts", f"{t}.dlq"], partitions=1)
+    await create_topics(o.bootstrap, [t, f"{t}.alerts"], partitions=_partitions(o))
+    await create_topics(o.bootstrap, [f"{t}.dlq"], partitions=1)
     return t
-
-
-def _backlog(n_strands: int, per_strand: int, end_ts: float) -> list[tuple[bytes, bytes]]:
-    seqs = np.arange(per_strand)
-    ts = end_ts - per_strand + seqs.astype(np.float64)
-    return messages(strand_names(n_strands), seqs, ts)
 
 
 async def client_limit(o: BenchOptions, say: Say) -> dict[str, Any]:
     per = max(1, o.client_records // 100)
-    msgs = _backlog(100, per, time.time())
+    msgs = backlog(strand_names(100), per, time.time())
     t = await _topics(o, "client")
     say(f"client limit: producing {len(msgs):,} readings with the raw aiokafka producer")
     produce_s = await produce_all(o.bootstrap, t, msgs)
@@ -124,23 +126,31 @@ async def latency_run(o: BenchOptions, strands: int, rate_hz: float, seconds: fl
     t = await _topics(o, label)
     names = strand_names(strands)
     window = 120
-    d = DaemonProcess(o.bootstrap, t, hop=1, model=o.model, torch_threads=o.torch_threads,
-                      log_path=o.log_dir / f"{label}.log" if o.log_dir else None,
-                      extra_env={"STREAMER_BUFFER__MIN_FILL": str(window)})
+    # The backlog's last reading is older than the paced load's first by however long filling
+    # takes (a minute at 20,000 strands): a long gap_restart_s keeps that from restarting
+    # every window, which would leave nothing to evaluate.
+    d = DaemonGroup(o.workers, o.bootstrap, t, hop=1, model=o.model,
+                    torch_threads=o.torch_threads,
+                    log_path=o.log_dir / f"{label}.log" if o.log_dir else None,
+                    extra_env={"STREAMER_BUFFER__MIN_FILL": str(window),
+                               "STREAMER_BUFFER__GAP_RESTART_S": "3600"})
     try:
         await asyncio.to_thread(d.wait_ready)
-        # fill every window with a backlog that ends now (a longer gap restarts windows)
-        await produce_all(o.bootstrap, t, _backlog(strands, window, time.time()))
+        t_fill = time.monotonic()
+        await produce_backlog(o.bootstrap, t, names, window, time.time(), o.load_procs)
         deadline = time.monotonic() + 300
         while d.metric("streamer_evaluations_total") < strands and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
+        fill_s = time.monotonic() - t_fill
         stop = asyncio.Event()
         probe = LatencyProbe(since_ts=time.time())
         listener = asyncio.create_task(probe.run(o.bootstrap, f"{t}.alerts", stop))
         await asyncio.sleep(0.3)
         probe.since_ts = time.time()
-        say(f"{label}: {strands} strands x {rate_hz:g} Hz for {seconds:g} s")
-        sent = await paced_load(o.bootstrap, t, names, rate_hz, seconds, first_seq=window)
+        say(f"{label}: {strands} strands x {rate_hz:g} Hz for {seconds:g} s "
+            f"({o.workers} daemon worker(s), windows filled in {fill_s:.0f} s)")
+        sent = await paced_load_split(o.bootstrap, t, names, rate_hz, seconds, window,
+                                      o.load_procs)
         grace = time.monotonic() + 10
         while len(probe.latencies) < sent and time.monotonic() < grace:
             await asyncio.sleep(0.05)
@@ -153,7 +163,8 @@ async def latency_run(o: BenchOptions, strands: int, rate_hz: float, seconds: fl
     # an alert that never came within the grace period counts as infinitely late
     lat_all = lat + [math.inf] * max(0, missing)
     return {"strands": strands, "rate_hz": rate_hz, "seconds": seconds, "readings": sent,
-            "alerts": len(lat), "p50_ms": 1000 * percentile(lat_all, 50) if lat_all else None,
+            "workers": o.workers, "alerts": len(lat),
+            "p50_ms": 1000 * percentile(lat_all, 50) if lat_all else None,
             "p99_ms": 1000 * percentile(lat_all, 99) if lat_all else None,
             "max_ms": 1000 * lat_all[-1] if lat_all else None}
 
@@ -195,6 +206,8 @@ def model_speed(o: BenchOptions, say: Say) -> dict[str, Any]:
             torch.set_num_threads(o.torch_threads)
         eng = InferenceEngine(lm.model, device=dev, precision=prec)
         for b in o.model_batches:
+            if dev == "cpu" and b > CPU_MAX_BATCH:
+                continue  # flat beyond a few hundred on a CPU, and seconds a call
             x = (150 + rng.standard_normal((b, lm.window, len(lm.channels)))).astype(np.float32)
             lengths = np.full(b, lm.window, dtype=np.int64)
             # eng.run returns numpy: the device is synchronised when it returns

@@ -20,16 +20,25 @@ import click
 @click.option("--seconds", type=float, default=None, help="Latency section: load duration.")
 @click.option("--capacity-steps", default=None,
               help="Capacity section: strand counts to step through, e.g. 128,256,512.")
+@click.option("--capacity-seconds", type=float, default=None,
+              help="Capacity section: load duration of each step (default 20).")
 @click.option("--torch-threads", type=int, default=0, show_default=True,
               help="Daemon's torch threads (0 = torch's default).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Latency and capacity: daemon processes in one consumer group (a GPU host "
+                   "runs several, sharing the GPU).")
+@click.option("--load-procs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes generating the load (one sends ~30,000 readings/s).")
+@click.option("--model-batches", default=None,
+              help="Model section: batch sizes, e.g. 1,64,1024,4096.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("bench.json"), show_default=True, help="Write all figures here.")
 @click.option("--logs", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Keep the daemons' logs in this folder.")
 def bench(bootstrap: str | None, model: Path | None, quick: bool, sections: str,
           strands: int | None, rate: float | None, seconds: float | None,
-          capacity_steps: str | None, torch_threads: int, json_out: Path,
-          logs: Path | None) -> None:
+          capacity_steps: str | None, capacity_seconds: float | None, torch_threads: int, workers: int, load_procs: int,
+          model_batches: str | None, json_out: Path, logs: Path | None) -> None:
     """Measure what a plant sizes hardware with, against the Kafka client's own limit.
 
     \b
@@ -52,7 +61,8 @@ def bench(bootstrap: str | None, model: Path | None, quick: bool, sections: str,
     if unknown:
         raise click.BadParameter(f"unknown sections {sorted(unknown)}", param_hint="--sections")
     opts = BenchOptions(bootstrap=bootstrap or "", broker_desc="", model=model,
-                        torch_threads=torch_threads, log_dir=logs)
+                        torch_threads=torch_threads, workers=workers, load_procs=load_procs,
+                        log_dir=logs)
     if quick:
         opts.client_records, opts.latency_seconds = 30_000, 8.0
         opts.capacity_steps, opts.capacity_seconds = (256, 1024), 5.0
@@ -64,10 +74,11 @@ def bench(bootstrap: str | None, model: Path | None, quick: bool, sections: str,
     if seconds:
         opts.latency_seconds = seconds
     if capacity_steps:
-        try:
-            opts.capacity_steps = tuple(int(x) for x in capacity_steps.split(","))
-        except ValueError:
-            raise click.BadParameter("comma-separated integers", param_hint="--capacity-steps")
+        opts.capacity_steps = _ints(capacity_steps, "--capacity-steps")
+    if capacity_seconds:
+        opts.capacity_seconds = capacity_seconds
+    if model_batches:
+        opts.model_batches = _ints(model_batches, "--model-batches")
     if logs:
         logs.mkdir(parents=True, exist_ok=True)
     try:
@@ -78,3 +89,13 @@ def bench(bootstrap: str | None, model: Path | None, quick: bool, sections: str,
     click.echo(format_report(result))
     json_out.write_text(json.dumps(result, indent=2, default=str))
     click.echo(f"figures written to {json_out}")
+
+
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise click.BadParameter("comma-separated integers", param_hint=flag) from None
+    if not values or min(values) < 1:
+        raise click.BadParameter("positive integers", param_hint=flag)
+    return values
