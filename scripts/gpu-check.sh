@@ -32,6 +32,8 @@ timeout 180 "$PY" -m streamer bench --sections model,latency --torch-threads 1 \
   --json "$OUT/bench-model-latency.json" 2>&1 | tee "$OUT/bench-model-latency.txt"
 # capacity: several daemon workers share the GPU, as a GPU host would run them
 rm -rf /tmp/bench-logs
+command -v nvidia-smi >/dev/null && \
+  { timeout 330 nvidia-smi dmon -s um -d 2 > "$OUT/gpu-dmon.txt" 2>&1 & }
 timeout 330 "$PY" -m streamer bench --sections capacity --torch-threads 1 \
   --workers "$WORKERS" --load-procs "$LOAD_PROCS" --capacity-steps "$CAPACITY_STEPS" \
   --capacity-seconds 15 --logs /tmp/bench-logs \
