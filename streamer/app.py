@@ -36,6 +36,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streamer.alarm.levels import AlarmStates, unstable_reason
+from streamer.alarm.thresholds import ResolvedThresholds, ThresholdError, resolve_thresholds
 from streamer.batch.batcher import DynamicBatcher
 from streamer.buffer.ring import AppendResult, StrandBuffers, WindowRef
 from streamer.commit.tracker import Checkpoint, CommitTracker, DeliveryFailed
@@ -166,7 +167,14 @@ class Application:
         self.buffers = StrandBuffers(self.window, len(self.channels), hop=b.hop,
                                      min_fill=min(b.min_fill, self.window),
                                      gap_restart_s=b.gap_restart_s)
-        self.alarms = AlarmStates(self.settings.alerts, self.defect_types)
+        try:  # config > checkpoint > alerts.alarm, per type (streamer.alarm.thresholds)
+            self.alarm_thresholds: ResolvedThresholds = resolve_thresholds(
+                self.settings.alerts, self.defect_types, lm.metadata)
+        except ThresholdError as exc:
+            msg = str(exc)
+            raise StartupError(msg if msg.startswith("alerts.")
+                               else f"model.path: {msg}") from None
+        self.alarms = AlarmStates(self.settings.alerts, self.defect_types, self.alarm_thresholds)
         self.engine.warmup(self.window, len(self.channels))
 
     async def _connect(self) -> None:
@@ -229,6 +237,8 @@ class Application:
             log.info("model loaded", model_id=self.model_id, window=self.window,
                      channels=len(self.channels), device=str(self.engine.device),
                      precision=self.engine.precision)
+            log.info("alarm thresholds", **{t: f"{a:g} ({self.alarm_thresholds.source[t]})"
+                                            for t, a in self.alarm_thresholds.alarm.items()})
             # Everything loaded so far (torch, the model, libraries) lives as long as the
             # process: move it out of the collector's reach, so that a full collection scans
             # only the objects of the readings in flight, not hundreds of thousands of

@@ -12,7 +12,7 @@ import contextvars
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
@@ -101,6 +101,11 @@ class AlertSettings(_Section):
     watch: float = Field(0.5, gt=0, lt=1)
     warning: float = Field(0.7, gt=0, lt=1)
     alarm: float = Field(0.8, gt=0, lt=1)
+    # Per defect type, overrides `alarm` (and the checkpoint's operating thresholds). Keys are
+    # checked against the loaded model's defect types at start-up (streamer.alarm.thresholds);
+    # a type's watch/warning are lowered to its alarm threshold when they are above it.
+    alarm_by_type: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=dict, description="alarm threshold per defect type, e.g. {sticker: 0.7}")
     hysteresis: float = Field(0.05, ge=0, lt=0.5, description="a level clears below threshold - hysteresis")
     repeat_suppression_s: float = Field(300.0, ge=0, description="no second 'raised' for the same strand and type within this")
     publish: Literal["all", "changes"] = "all"

@@ -3,7 +3,9 @@
 Levels: normal < watch < warning < alarm from thresholds (defaults 0.5 / 0.7 / 0.8). A level
 is entered when the probability reaches its threshold and left only when the probability
 falls below ``threshold - hysteresis``, so a probability hovering at a threshold does not
-flicker.
+flicker. The alarm threshold may differ per defect type (``alerts.alarm_by_type``, the
+checkpoint's operating thresholds; :mod:`streamer.alarm.thresholds` resolves them); a type's
+watch and warning are lowered to its alarm threshold when they are above it.
 
 Events: ``raised`` when a type's level reaches ``alarm``; ``cleared`` when it falls back to
 watch or normal. A new crossing within ``repeat_suppression_s`` (event time) of the last
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from streamer.alarm.thresholds import ResolvedThresholds, resolve_thresholds
 from streamer.config import AlertSettings
 from streamer.formats.alert import LEVELS
 
@@ -41,19 +44,30 @@ class Decision:
 
 
 class AlarmStates:
-    def __init__(self, settings: AlertSettings, defect_types: tuple[str, ...] | list[str]):
+    def __init__(self, settings: AlertSettings, defect_types: tuple[str, ...] | list[str],
+                 thresholds: ResolvedThresholds | None = None):
+        """``thresholds``: the resolved per-type alarm thresholds (config > checkpoint >
+        ``alerts.alarm``); None resolves from ``settings`` alone (no checkpoint), raising
+        ThresholdError for an ``alerts.alarm_by_type`` key that is not one of ``defect_types``."""
         self.cfg = settings
         self.types = tuple(defect_types)
-        self.thresholds = (settings.watch, settings.warning, settings.alarm)
+        self.resolved = thresholds or resolve_thresholds(settings, self.types)
+        if self.resolved.defect_types != self.types:
+            raise ValueError(f"thresholds are for {self.resolved.defect_types}, not {self.types}")
+        per_type = self.resolved.levels(settings)
+        # (watch, warning, alarm) per type, in output order
+        self.thresholds: list[tuple[float, float, float]] = [
+            per_type[t].as_tuple() for t in self.types]
         self._states: dict[str, list[_TypeState]] = {}
         self._sticker = self.types.index("sticker") if "sticker" in self.types else -1
 
-    def _level(self, current: int, p: float) -> int:
+    def _level(self, k: int, current: int, p: float) -> int:
         h = self.cfg.hysteresis
+        th = self.thresholds[k]
         level = current
-        while level < ALARM and p >= self.thresholds[level]:  # thresholds[level] enters level+1
+        while level < ALARM and p >= th[level]:  # th[level] enters level+1
             level += 1
-        while level > NORMAL and p < self.thresholds[level - 1] - h:
+        while level > NORMAL and p < th[level - 1] - h:
             level -= 1
         return level
 
@@ -64,7 +78,7 @@ class AlarmStates:
             states = self._states[strand] = [_TypeState() for _ in self.types]
         d = Decision(levels=[], events=[])
         for k, st in enumerate(states):
-            new = self._level(st.level, float(probs[k]))
+            new = self._level(k, st.level, float(probs[k]))
             if new != st.level:
                 d.changed = True
             if new == ALARM and st.level < ALARM and not st.active and not st.suppressed_episode:

@@ -10,7 +10,9 @@ with ``weights_only=True``: no pickled code runs on load)::
     defect_types    names of the logits, in order
     window          steps per window
     input_stats     {"mean": [...], "std": [...]} z-score stats (copy of the buffers) or None
-    metadata        training metadata: data_seed, metrics, anything JSON-like
+    metadata        training metadata: data_seed, metrics, anything JSON-like; not part
+                    of model_id. Optional ``operating_thresholds``: per-type alarm
+                    thresholds and how they were chosen (streamer.alarm.thresholds)
     state_dict      the weights and buffers
 
 ``load_checkpoint`` checks every part and raises :class:`CheckpointError` naming what is
@@ -175,7 +177,12 @@ def save_checkpoint(
         "state_dict": state_dict,
     }
 
-    path = Path(path)
+    _write_atomic(Path(path), payload)
+    return model_id
+
+
+def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
+    """torch.save to a temp file beside ``path``, fsync, rename: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -188,7 +195,22 @@ def save_checkpoint(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return model_id
+
+
+def update_metadata(path: str | Path, updates: dict[str, Any]) -> str:
+    """Set top-level metadata keys of an existing checkpoint in place; return its model id.
+
+    Metadata is not part of the model id, so the id (and the outputs) stay the same: e.g. the
+    operating thresholds chosen after training. The file is verified before and after."""
+    path = Path(path)
+    before = load_checkpoint(path)  # refuse to touch a damaged checkpoint
+    payload = _read(path, "cpu")
+    payload["metadata"] = {**payload["metadata"], **_plain(updates, "metadata")}
+    _write_atomic(path, payload)
+    after = load_checkpoint(path)
+    if after.model_id != before.model_id:  # cannot happen unless model_id_of changes
+        raise CheckpointError(f"checkpoint {path}: model id changed on a metadata update")
+    return after.model_id
 
 
 def _read(path: Path, map_location: Any) -> dict[str, Any]:
