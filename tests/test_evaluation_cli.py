@@ -96,6 +96,51 @@ def test_no_baselines_scores_the_model_only(tiny_ckpt: tuple[Path, str], tmp_pat
     assert "--no-baselines" in rep["rerun"]
 
 
+def test_model_thresholds_resolve_like_the_daemon(tiny_ckpt: tuple[Path, str],
+                                                  tmp_path: Path) -> None:
+    """Checkpoint operating thresholds apply unless the config or --threshold overrides them;
+    the headline numbers of each type equal the sweep at that type's threshold."""
+    from streamer.model.checkpoint import update_metadata
+
+    ckpt = tmp_path / "m.pt"
+    ckpt.write_bytes(tiny_ckpt[0].read_bytes())
+    update_metadata(ckpt, {"operating_thresholds": {
+        "alarm_by_type": {"sticker": 0.55, "crack": 0.65}, "chosen_on": {"seed": 8001}}})
+    cfg = tmp_path / "daemon.yaml"
+    cfg.write_text("alerts:\n  alarm_by_type:\n    crack: 0.9\n")
+    base = ["--model", str(ckpt), "--simulate", "--seed", "103", "--sim-config", str(SMALL),
+            "--hours", "1", "--no-baselines", "-q"]
+    res = _run([*base, "--out", str(tmp_path / "a"), "--config", str(cfg)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "a" / "report.json").read_text())
+    got = rep["settings"]["model_alarm_thresholds"]
+    assert got["alarm_by_type"] == {"sticker": 0.55, "crack": 0.9, "slag": 0.8}
+    assert got["source"] == {"sticker": "checkpoint operating_thresholds",
+                             "crack": "alerts.alarm_by_type", "slag": "alerts.alarm"}
+    assert rep["settings"]["threshold"] == 0.8 and not rep["settings"]["threshold_explicit"]
+    assert "--config" in rep["rerun"] and "--threshold" not in rep["rerun"]
+    model = rep["systems"]["model"]
+    points = {p["threshold"]: p for p in model["operating_points"]}
+    assert {0.55, 0.8, 0.9} <= set(points)
+    for t, th in got["alarm_by_type"].items():
+        for key in ("caught", "missed", "false_alarms"):
+            assert model["events"]["by_type"][t][key] == points[th]["by_type"][t][key], (t, key)
+
+    res = _run([*base, "--out", str(tmp_path / "b"), "--threshold", "0.7"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert rep["settings"]["model_alarm_thresholds"]["alarm_by_type"] == {
+        "sticker": 0.7, "crack": 0.7, "slag": 0.7}
+    assert "--threshold 0.7" in rep["rerun"]
+
+    cfg.write_text("alerts:\n  alarm_by_type:\n    stikcer: 0.7\n")
+    res = _run([*base, "--out", str(tmp_path / "c"), "--config", str(cfg)])
+    assert res.exit_code == 1
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: alerts.alarm_by_type.stikcer: not a "
+                                                   "defect type"), res.output
+
+
 def test_heat_folder_input(tiny_ckpt: tuple[Path, str], tmp_path: Path) -> None:
     from simulators.caster import generate, load_config
     from simulators.heatfile import write_heats

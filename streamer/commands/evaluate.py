@@ -40,8 +40,15 @@ def _manifest_seed(manifest: dict[str, Any]) -> int | None:
               default=Path("reports/eval"), show_default=True,
               help="Folder for report.json and the PNG figures.")
 @click.option("--threshold", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=0.8, show_default=True,
-              help="Alarm threshold (the daemon's alerts.alarm) for the event-level numbers.")
+              default=None,
+              help="One alarm threshold for every type and system. Default: the model's "
+                   "thresholds as the daemon resolves them (alerts.alarm_by_type > the "
+                   "checkpoint's operating_thresholds > alerts.alarm, 0.8); the baselines "
+                   "use alerts.alarm.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None,
+              help="The daemon's YAML config (and STREAMER_* environment, as the daemon reads "
+                   "them): its alerts section replaces the default alert settings.")
 @click.option("--baselines/--no-baselines", default=True, show_default=True,
               help="Also score the rule system and gradient-boosted trees.")
 @click.option("--gbt-train-data", type=click.Path(path_type=Path), default=None,
@@ -63,7 +70,8 @@ def _manifest_seed(manifest: dict[str, Any]) -> int | None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, seed: int | None,
              sim_config: Path, casters: int | None, strands: int | None, hours: float | None,
-             out_dir: Path, threshold: float, baselines: bool, gbt_train_data: Path | None,
+             out_dir: Path, threshold: float | None, config_file: Path | None,
+             baselines: bool, gbt_train_data: Path | None,
              gbt_train_seed: int | None, gbt_stride: int, gbt_max_windows: int,
              min_fill: int, batch: int,
              threads: int, quiet: bool) -> None:
@@ -127,6 +135,18 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
         fail(str(exc))
     train_seeds = sorted(training_seeds(loaded.metadata))
 
+    # -- alarm thresholds: the daemon's resolution unless --threshold ---------------------------
+    from streamer.alarm.thresholds import ThresholdError, resolve_thresholds
+    from streamer.config import AlertSettings, ConfigError as SettingsError, load_settings
+
+    try:
+        alerts = load_settings(config_file).alerts if config_file is not None else AlertSettings()
+        base_threshold = threshold if threshold is not None else alerts.alarm
+        model_thresholds = resolve_thresholds(alerts, loaded.defect_types, loaded.metadata,
+                                              override=threshold)
+    except (SettingsError, ThresholdError) as exc:
+        fail(str(exc))
+
     # -- held-out heats ----------------------------------------------------------------------
     if simulate:  # refuse before spending time on the simulation
         try:
@@ -160,6 +180,10 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
         warnings = check_heldout_seed(heldout_seed, loaded.metadata)
     except SeedLeakError as exc:
         fail(str(exc))
+    chosen_on = (loaded.metadata.get("operating_thresholds") or {}).get("chosen_on") or {}
+    if threshold is None and heldout_seed is not None and chosen_on.get("seed") == heldout_seed:
+        warnings.append(f"the checkpoint's operating thresholds were chosen on seed "
+                        f"{heldout_seed}: these heats are not held out for them")
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
 
@@ -235,14 +259,17 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
         timings["gbt_train_s"] = time.perf_counter() - t0
 
     # -- evaluate ----------------------------------------------------------------------------
+    if progress:
+        click.echo(f"model alarm thresholds: {model_thresholds.describe()}", err=True)
     from streamer.evaluation.report import evaluate_heats, format_table
 
     t0 = time.perf_counter()
     try:
         ev = evaluate_heats(heldout, defect_types=loaded.defect_types, channels=loaded.channels,
                             window=loaded.window, loaded=loaded, gbt=gbt, rules=baselines,
-                            threshold=threshold, min_fill=min_fill, batch=batch,
-                            progress=progress)
+                            threshold=base_threshold, min_fill=min_fill, batch=batch,
+                            progress=progress, model_thresholds=model_thresholds,
+                            alerts=alerts)
     except ValueError as exc:
         fail(str(exc))
     timings["evaluate_s"] = time.perf_counter() - t0
@@ -263,8 +290,8 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     plots = [plot_curves(ev, out_dir / "curves.png")]
     if "sticker" in ev.defect_types:
         plots.append(plot_lead_times(ev, out_dir / "lead_time_sticker.png"))
-    plots.append(plot_operating_points(ev, out_dir / "operating_points.png", threshold))
-    tr = plot_traces(ev, out_dir / "traces.png", threshold)
+    plots.append(plot_operating_points(ev, out_dir / "operating_points.png", base_threshold))
+    tr = plot_traces(ev, out_dir / "traces.png", base_threshold)
     if tr is not None:
         plots.append(tr)
     timings["plots_s"] = time.perf_counter() - t0
@@ -278,7 +305,11 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
         for flag, val in (("--casters", casters), ("--strands", strands), ("--hours", hours)):
             if val is not None:
                 rerun += [flag, str(val)]
-    rerun += ["--out", str(out_dir), "--threshold", str(threshold), "--min-fill", str(min_fill)]
+    rerun += ["--out", str(out_dir), "--min-fill", str(min_fill)]
+    if threshold is not None:
+        rerun += ["--threshold", str(threshold)]
+    if config_file is not None:
+        rerun += ["--config", str(config_file)]
     if not baselines:
         rerun.append("--no-baselines")
     elif gbt_train_data is not None:
@@ -314,7 +345,10 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
                        "gbt_train_seed": gbt_source["seed"] if gbt_source else None,
                        "warnings": warnings},
         "defect_types": ev.defect_types,
-        "settings": {"threshold": threshold, "min_fill": min_fill, "hop": 1,
+        "settings": {"threshold": base_threshold, "threshold_explicit": threshold is not None,
+                     "model_alarm_thresholds": model_thresholds.as_dict(),
+                     "config_file": str(config_file) if config_file is not None else None,
+                     "min_fill": min_fill, "hop": 1,
                      "window": loaded.window, "alert_settings": alert},
         "counts": counts,
         "systems": {name: res.report for name, res in ev.systems.items()},

@@ -1,11 +1,11 @@
 """Per-reading scores -> raised alarms, through the daemon's own alarm logic.
 
 :func:`raises_from_scores` feeds one strand's scores, reading by reading in time order,
-to :class:`streamer.alarm.levels.AlarmStates` (thresholds, hysteresis, repeat suppression
-exactly as the daemon applies them) and collects every ``raised`` event. Readings where
-every type is below the watch threshold and every level is ``normal`` cannot change the
-state, so they are skipped; the result is identical to calling ``update`` on every reading
-(a test checks it).
+to :class:`streamer.alarm.levels.AlarmStates` (thresholds, per type where they differ,
+hysteresis, repeat suppression exactly as the daemon applies them) and collects every
+``raised`` event. Readings where every type is below its watch threshold and every level is
+``normal`` cannot change the state, so they are skipped; the result is identical to calling
+``update`` on every reading (a test checks it).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from streamer.alarm.levels import AlarmStates
+from streamer.alarm.thresholds import ResolvedThresholds
 from streamer.config import AlertSettings
 from streamer.evaluation.events import EventScore, Raise, TruthEvent
 
@@ -23,21 +24,30 @@ from streamer.evaluation.events import EventScore, Raise, TruthEvent
 def alert_settings(threshold: float = 0.8, **overrides: Any) -> AlertSettings:
     """The daemon's default alert settings with the alarm threshold at ``threshold``
     (watch / warning lowered to it when they are above it)."""
-    base = AlertSettings(**overrides)
-    return AlertSettings(**{**base.model_dump(), "alarm": threshold,
+    return uniform_settings(AlertSettings(**overrides), threshold)
+
+
+def uniform_settings(base: AlertSettings, threshold: float) -> AlertSettings:
+    """``base`` with one alarm threshold for every type (no ``alarm_by_type``); watch and
+    warning lowered to it when they are above it, as the daemon does per type."""
+    return AlertSettings(**{**base.model_dump(), "alarm": threshold, "alarm_by_type": {},
                             "warning": min(base.warning, threshold),
                             "watch": min(base.watch, threshold)})
 
 
 def raises_from_scores(strand: str, ts: np.ndarray, scores: np.ndarray,
                        defect_types: Sequence[str], settings: AlertSettings,
-                       states: AlarmStates | None = None) -> list[Raise]:
-    states = states or AlarmStates(settings, list(defect_types))
+                       states: AlarmStates | None = None,
+                       thresholds: ResolvedThresholds | None = None) -> list[Raise]:
+    """Raised alarms of one strand; ``thresholds``: per-type alarm thresholds (None: from
+    ``settings`` alone, as :class:`AlarmStates` resolves them)."""
+    states = states or AlarmStates(settings, list(defect_types), thresholds)
     scores = np.asarray(scores, dtype=np.float64)
     n = len(ts)
     if n == 0:
         return []
-    hot = np.flatnonzero(scores.max(1) >= settings.watch)
+    watch = np.array([th[0] for th in states.thresholds])  # per type, clamped to its alarm
+    hot = np.flatnonzero((scores >= watch).any(1))
     out: list[Raise] = []
     pos = 0  # index into hot
     i = int(hot[0]) if len(hot) else n

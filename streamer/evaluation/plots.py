@@ -114,7 +114,8 @@ def plot_traces(ev: Evaluation, path: Path, threshold: float, per_type: int = 1,
                         e.onset_ts - before_s <= r.ts <= e.critical_ts + after_s:
                     ax.axvline(r.ts - e.critical_ts, color=COLORS.get(name), lw=0.8, ls=":")
         ax.axvspan(e.onset_ts - e.critical_ts, 0, color="red", alpha=0.08, label="event")
-        ax.axhline(threshold, color="0.4", lw=0.8, ls="--", label=f"alarm {threshold}")
+        th = _alarm_of(ev, "model", e.type, threshold)
+        ax.axhline(th, color="0.4", lw=0.8, ls="--", label=f"alarm {th:g}")
         ax.set(ylim=(-0.02, 1.02), ylabel=f"p({e.type})",
                title=f"{e.event_id} {e.type} on {e.strand} (dotted: raised alarms)")
         ax.legend(fontsize=7, loc="upper left")
@@ -139,11 +140,13 @@ def plot_operating_points(ev: Evaluation, path: Path, threshold: float) -> Path:
                 continue
             ax.plot(xs, ys, marker="o", ms=3, lw=1.2, color=COLORS.get(name),
                     label=LABELS.get(name, name))
+            star = _alarm_of(ev, name, t, threshold)
             for p, x, y in zip(pts, xs, ys):
-                if p["threshold"] == threshold:
+                if p["threshold"] == star:
                     ax.plot([x], [y], marker="*", ms=12, color=COLORS.get(name))
         ax.set_xscale("symlog", linthresh=0.5)
-        ax.set(title=f"{t}: detection vs false alarms (star: {threshold})",
+        star_m = _alarm_of(ev, "model", t, threshold)
+        ax.set(title=f"{t}: detection vs false alarms (star: {star_m:g})",
                xlabel="false alarms per strand-day", ylabel="detection rate", ylim=(-0.02, 1.02))
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="lower right")
@@ -151,3 +154,11 @@ def plot_operating_points(ev: Evaluation, path: Path, threshold: float) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def _alarm_of(ev: Evaluation, system: str, defect: str, default: float) -> float:
+    """The alarm threshold a system's events were counted at for this type (per-type for the
+    model when its thresholds differ), else ``default``."""
+    res = ev.systems.get(system)
+    per = (res.report.get("alarm_thresholds") or {}).get("alarm_by_type", {}) if res else {}
+    return float(per.get(defect, default))

@@ -23,7 +23,9 @@ from typing import Any
 import numpy as np
 
 from simulators.heatfile import HeatSet
-from streamer.evaluation.alarms import alert_settings, event_report, raises_from_scores
+from streamer.alarm.thresholds import ResolvedThresholds, resolve_thresholds
+from streamer.config import AlertSettings
+from streamer.evaluation.alarms import event_report, raises_from_scores, uniform_settings
 from streamer.evaluation.data import StrandSeries, load_series, truth_events
 from streamer.evaluation.events import Raise, score_events
 from streamer.evaluation.window_metrics import window_metrics
@@ -86,10 +88,12 @@ def model_scores(loaded: Any, series: Sequence[StrandSeries], min_fill: int, bat
     return out
 
 
-def _score(ev: Evaluation, res: SystemResult, settings: Any) -> tuple[list[Raise], Any]:
+def _score(ev: Evaluation, res: SystemResult, settings: AlertSettings,
+           thresholds: ResolvedThresholds | None = None) -> tuple[list[Raise], Any]:
     raises: list[Raise] = []
     for s, e, sc in zip(ev.series, ev.ends, res.scores):
-        raises += raises_from_scores(s.strand, s.ts[e], sc, ev.defect_types, settings)
+        raises += raises_from_scores(s.strand, s.ts[e], sc, ev.defect_types, settings,
+                                     thresholds=thresholds)
     observed = {s.strand: float(s.ts[-1]) for s in ev.series if len(s)}
     score = score_events(raises, ev.truth, observed_until=observed,
                          strand_seconds=ev.counts["strand_seconds"],
@@ -97,15 +101,18 @@ def _score(ev: Evaluation, res: SystemResult, settings: Any) -> tuple[list[Raise
     return raises, score
 
 
-def _event_level(ev: Evaluation, res: SystemResult, threshold: float, nuisances: list[Any],
-                 sweep: Sequence[float] = SWEEP) -> None:
-    res.raises, score = _score(ev, res, alert_settings(threshold))
-    res.lead_times = {t: sorted(v.lead_times_s) for t, v in score.by_type.items()}
-    res.report["events"] = event_report(score, nuisances)
-    res.report["events"]["raised_alarms"] = len(res.raises)
+def sweep_points(ev: Evaluation, res: SystemResult, thresholds: Sequence[float],
+                 base: AlertSettings | None = None) -> list[dict[str, Any]]:
+    """Per-type event numbers with one alarm threshold for every type, for each threshold.
+
+    Types do not interact in the alarm logic or the matching, so a type's numbers at a
+    per-type threshold map equal its numbers here at that type's threshold."""
+    base = base or AlertSettings()
     points = []
-    for th in sorted(set(sweep) | {threshold}):
-        _, sc = _score(ev, res, alert_settings(th))
+    for th in sorted(set(thresholds)):
+        settings = uniform_settings(base, th)
+        _, sc = _score(ev, res, settings, resolve_thresholds(settings, ev.defect_types,
+                                                             override=th))
         d = sc.as_dict()
         points.append({"threshold": th,
                        "false_alarms_per_strand_day": d["false_alarms_per_strand_day"],
@@ -113,14 +120,40 @@ def _event_level(ev: Evaluation, res: SystemResult, threshold: float, nuisances:
                            "caught", "missed", "detection_rate", "false_alarms",
                            "false_alarms_per_strand_day", "mistyped", "lead_time_median_s",
                            "lead_time_p10_s")} for t, v in d["by_type"].items()}})
-    res.report["operating_points"] = points
+    return points
+
+
+def _event_level(ev: Evaluation, res: SystemResult, threshold: float, nuisances: list[Any],
+                 sweep: Sequence[float] = SWEEP, base: AlertSettings | None = None,
+                 thresholds: ResolvedThresholds | None = None) -> None:
+    """Event numbers at ``thresholds`` (per type; None = ``threshold`` for every type), then
+    the sweep (which also holds ``threshold`` and every per-type value)."""
+    base = base or AlertSettings()
+    settings = uniform_settings(base, threshold)
+    if thresholds is None:
+        thresholds = resolve_thresholds(settings, ev.defect_types, override=threshold)
+    res.raises, score = _score(ev, res, settings, thresholds)
+    res.lead_times = {t: sorted(v.lead_times_s) for t, v in score.by_type.items()}
+    res.report["events"] = event_report(score, nuisances)
+    res.report["events"]["raised_alarms"] = len(res.raises)
+    res.report["alarm_thresholds"] = thresholds.as_dict()
+    res.report["operating_points"] = sweep_points(
+        ev, res, set(sweep) | {threshold} | set(thresholds.alarm.values()), base)
 
 
 def evaluate_heats(heldout: HeatSet, *, defect_types: Sequence[str], channels: Sequence[str],
                    window: int, loaded: Any | None = None, gbt: Any | None = None,
                    rules: bool = True, threshold: float = 0.8, min_fill: int = 60,
-                   batch: int = 512, progress: bool = True) -> Evaluation:
-    """Score the held-out heats with each requested system (gbt: a fitted GbtBaseline)."""
+                   batch: int = 512, progress: bool = True,
+                   model_thresholds: ResolvedThresholds | None = None,
+                   alerts: AlertSettings | None = None,
+                   sweep: Sequence[float] = SWEEP) -> Evaluation:
+    """Score the held-out heats with each requested system (gbt: a fitted GbtBaseline).
+
+    Alarms of the model use ``model_thresholds`` (per type, as the daemon resolves them;
+    None = ``threshold`` for every type); the baselines' scores are not the model's
+    probabilities, so they use ``threshold`` for every type. ``alerts``: the other alert
+    settings (hysteresis, repeat suppression, watch, warning); None = the daemon's defaults."""
     from tqdm import tqdm
 
     from streamer.evaluation.rules import RuleSettings, rule_scores
@@ -174,11 +207,13 @@ def evaluate_heats(heldout: HeatSet, *, defect_types: Sequence[str], channels: S
         res.report["train"] = gbt.train_info
         ev.systems["gbt"] = res
 
-    settings = alert_settings(threshold)
+    base = alerts or AlertSettings()
+    settings = uniform_settings(base, threshold)
     for name, res in ev.systems.items():
         res.report["window"] = window_metrics(labels, ev.scores(name), defect_types)
         t0 = time.perf_counter()
-        _event_level(ev, res, threshold, nuisances)
+        _event_level(ev, res, threshold, nuisances, sweep, base,
+                     model_thresholds if name == "model" else None)
         res.report["score_s"] = round(res.seconds, 2)
         res.report["alarm_s"] = round(time.perf_counter() - t0, 2)
     counts["alert_settings"] = settings.model_dump(mode="json")
@@ -217,5 +252,16 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append(f"{c['strands']} strands, {c['strand_days']:.2f} strand-days, "
                  f"{c['windows']:,} windows; events "
                  + ", ".join(f"{t} {n}" for t, n in c["events"].items())
-                 + f"; alarm threshold {report['settings']['threshold']}")
+                 + f"; alarm threshold {_thresholds_line(report)}")
     return "\n".join(lines)
+
+
+def _thresholds_line(report: dict[str, Any]) -> str:
+    """``0.8`` or, where the model's per-type thresholds differ, ``model sticker 0.7 (...)...``."""
+    th = report["settings"]["threshold"]
+    per = (report["settings"].get("model_alarm_thresholds") or {}).get("alarm_by_type") or {}
+    if not per or all(v == th for v in per.values()):
+        return f"{th}"
+    src = report["settings"]["model_alarm_thresholds"]["source"]
+    return (f"{th} (baselines); model "
+            + ", ".join(f"{t} {v:g} ({src[t]})" for t, v in per.items()))

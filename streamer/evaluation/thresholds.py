@@ -1,0 +1,323 @@
+"""Per-defect-type alarm thresholds, chosen on development heats, stored in the checkpoint.
+
+One alarm threshold for every type trades a breakout (sticker) against a crack as if they
+cost the same. This chooser simulates heats from a development seed (never a training seed,
+never the held-out report seed 9001), scores them once with the model, sweeps each type's
+alarm threshold through the daemon's alarm logic (``AlarmStates`` via
+:func:`streamer.evaluation.report.sweep_points`, the same path as ``streamer evaluate``'s
+operating points) and applies one rule per type (:func:`choose_threshold`):
+
+- ``t_budget``: the lowest grid threshold from which on (it and every higher one) the type's
+  false alarms per strand-day on the development heats are within its budget;
+- ``t_need``: the highest threshold that still catches the most events any grid threshold
+  catches (going lower catches nothing more on these heats);
+- ``t_keep``: the highest threshold that still catches every event the reference threshold
+  (``alerts.alarm``, 0.8) catches;
+- chosen = ``min(max(t_budget, min(t_need, reference)), t_keep)``: go down from the
+  reference towards ``t_need`` only as far as the budget allows; go up from it only to meet
+  the budget, and never so far that a development event caught at the reference is lost.
+  No threshold within budget: ``t_keep`` (the fewest false alarms without losing an event).
+
+Budgets (false alarms per strand-day): the project's bar of 1 in total, split sticker 0.6,
+the other types evenly (0.2 each): a missed sticker is a breakout, a missed crack a
+downgraded slab. 0.6 rather than 0.5 because the default development heats are ~2
+strand-days, where 0.5 would allow no sticker false alarm at all.
+
+    python -m streamer.evaluation.thresholds --seed 8001 --strands 3 MODEL.pt [--write]
+
+``--write`` stores the thresholds, the rule, the budgets, the seed and the per-type
+numbers under ``metadata.operating_thresholds`` (not part of the model id); the daemon and
+``streamer evaluate`` use them unless ``alerts.alarm_by_type`` overrides them
+(:mod:`streamer.alarm.thresholds`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+REPORT_SEEDS = frozenset({9001})  # held-out report seeds: never used to choose anything
+TOTAL_BUDGET = 1.0  # false alarms per strand-day, all types (the project's quality bar)
+STICKER_SHARE = 0.6
+RULE = ("per type: min(max(t_budget, min(t_need, reference)), t_keep); t_budget = lowest "
+        "grid threshold from which on the type's dev false alarms/strand-day <= its budget "
+        "(none: t_keep); t_need = highest threshold catching the most dev events; t_keep = "
+        "highest threshold catching every dev event the reference catches")
+
+
+@dataclass(frozen=True, slots=True)
+class TypePoint:
+    """One type's event numbers at one alarm threshold."""
+
+    threshold: float
+    caught: int
+    missed: int
+    false_alarms: int
+    false_alarms_per_strand_day: float
+    lead_time_median_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The chosen threshold of one type and the three bounds that gave it."""
+
+    defect: str
+    threshold: float
+    budget: float
+    reference: float
+    t_budget: float | None
+    t_need: float
+    t_keep: float
+    within_budget: bool
+    point: TypePoint
+    at_reference: TypePoint
+
+
+def grid(start: float = 0.5, stop: float = 0.95, step: float = 0.025,
+         include: Sequence[float] = ()) -> list[float]:
+    """Thresholds start..stop (inclusive) by step, rounded to 4 places, plus ``include``."""
+    n = math.floor((stop - start) / step + 1e-9) + 1
+    return sorted({round(start + i * step, 4) for i in range(n)} | {round(x, 4) for x in include})
+
+
+def default_budgets(defect_types: Sequence[str], total: float = TOTAL_BUDGET,
+                    sticker_share: float = STICKER_SHARE) -> dict[str, float]:
+    """Sticker gets ``sticker_share`` of ``total``, the others split the rest evenly."""
+    types = list(defect_types)
+    if "sticker" not in types:
+        return {t: total / len(types) for t in types}
+    rest = [t for t in types if t != "sticker"]
+    out = {"sticker": total * (sticker_share if rest else 1.0)}
+    out.update({t: total * (1.0 - sticker_share) / len(rest) for t in rest})
+    return {t: round(out[t], 6) for t in types}
+
+
+def choose_threshold(defect: str, points: Sequence[TypePoint], budget: float,
+                     reference: float) -> Choice:
+    """Apply the rule (module docstring) to one type's sweep; ``reference`` must be in it."""
+    pts = sorted(points, key=lambda p: p.threshold)
+    ref = next((p for p in pts if math.isclose(p.threshold, reference)), None)
+    if ref is None:
+        raise ValueError(f"{defect}: the reference threshold {reference} is not in the sweep")
+    t_budget: float | None = None
+    for p in reversed(pts):  # from the top down while the budget holds
+        if p.false_alarms_per_strand_day > budget + 1e-12:
+            break
+        t_budget = p.threshold
+    best = max(p.caught for p in pts)
+    t_need = max(p.threshold for p in pts if p.caught == best)
+    t_keep = max(p.threshold for p in pts if p.caught >= ref.caught)
+    lower = min(t_need, reference)
+    chosen = min(max(t_budget if t_budget is not None else math.inf, lower), t_keep)
+    point = next(p for p in pts if p.threshold == chosen)
+    return Choice(defect, chosen, budget, reference, t_budget, t_need, t_keep,
+                  point.false_alarms_per_strand_day <= budget + 1e-12, point, ref)
+
+
+def type_points(operating_points: Sequence[Mapping[str, Any]]
+                ) -> dict[str, list[TypePoint]]:
+    """``sweep_points`` output -> per type, one TypePoint per threshold."""
+    out: dict[str, list[TypePoint]] = {}
+    for op in operating_points:
+        for t, v in op["by_type"].items():
+            out.setdefault(t, []).append(TypePoint(
+                float(op["threshold"]), int(v["caught"]), int(v["missed"]),
+                int(v["false_alarms"]), float(v["false_alarms_per_strand_day"]),
+                v["lead_time_median_s"]))
+    return out
+
+
+def sweep_scores(series: Sequence[Any], scores: Sequence[np.ndarray], truth: Sequence[Any],
+                 defect_types: Sequence[str], thresholds: Sequence[float], min_fill: int,
+                 hz: float = 1.0) -> tuple[dict[str, list[TypePoint]], float]:
+    """Per type, the event numbers at every threshold; and the strand-days watched.
+
+    ``series``: StrandSeries; ``scores[i]``: [len(series[i]) - min_fill + 1, K], the scores
+    of the windows ending at readings min_fill-1.. (what ``model_scores`` returns)."""
+    from streamer.evaluation.report import Evaluation, SystemResult, sweep_points
+
+    ends = [np.arange(min_fill - 1, len(s)) for s in series]
+    for s, e, sc in zip(series, ends, scores):
+        if len(sc) != len(e):
+            raise ValueError(f"{s.strand}: {len(sc)} scores for {len(e)} windows")
+    n_windows = int(sum(len(e) for e in ends))
+    counts = {"strand_seconds": n_windows / hz}
+    ev = Evaluation(list(defect_types), list(series), ends, {}, counts, list(truth), hz)
+    res = SystemResult("model", scores=list(scores))
+    return type_points(sweep_points(ev, res, thresholds)), n_windows / hz / 86400.0
+
+
+def choose_all(points: Mapping[str, Sequence[TypePoint]], budgets: Mapping[str, float],
+               reference: float) -> dict[str, Choice]:
+    """The rule applied to every type."""
+    return {t: choose_threshold(t, pts, budgets[t], reference) for t, pts in points.items()}
+
+
+def format_sweep(points: Mapping[str, Sequence[TypePoint]], choices: Mapping[str, Choice],
+                 events: Mapping[str, int]) -> str:
+    """A table per type: threshold, caught/judged, false alarms, per strand-day, lead."""
+    lines = []
+    for t, pts in points.items():
+        c = choices[t]
+        lines.append(f"{t} ({events.get(t, '?')} events, budget {c.budget:g} FA/strand-day)")
+        lines.append(f"  {'threshold':>9} {'caught':>8} {'FA':>4} {'FA/day':>7} {'lead med':>8}")
+        for p in sorted(pts, key=lambda p: p.threshold):
+            mark = []
+            if p.threshold == c.threshold:
+                mark.append("<- chosen")
+            if math.isclose(p.threshold, c.reference):
+                mark.append("reference")
+            lead = "-" if p.lead_time_median_s is None else f"{p.lead_time_median_s:.0f}"
+            lines.append(f"  {p.threshold:>9.3f} {p.caught:>3}/{p.caught + p.missed:<4} "
+                         f"{p.false_alarms:>4} {p.false_alarms_per_strand_day:>7.2f} "
+                         f"{lead:>8}  {' '.join(mark)}")
+        tb = "none" if c.t_budget is None else f"{c.t_budget:g}"
+        lines.append(f"  t_budget {tb}, t_need {c.t_need:g}, t_keep {c.t_keep:g} -> "
+                     f"{c.threshold:g} ({'within' if c.within_budget else 'OVER'} budget)")
+    return "\n".join(lines)
+
+
+def record(choices: Mapping[str, Choice], *, model_id: str, seed: int, sim_config: str,
+           strands_per_caster: int | None, hours: float | None, strand_days: float,
+           events: Mapping[str, int], min_fill: int, thresholds: Sequence[float],
+           command: str) -> dict[str, Any]:
+    """What ``--write`` stores as ``metadata.operating_thresholds``: values and how chosen."""
+    return {
+        "alarm_by_type": {t: c.threshold for t, c in choices.items()},
+        "rule": RULE,
+        "budget_false_alarms_per_strand_day": {t: c.budget for t, c in choices.items()},
+        "reference": next(iter(choices.values())).reference if choices else None,
+        "grid": list(thresholds),
+        "chosen_on": {"seed": seed, "sim_config": sim_config,
+                      "strands_per_caster": strands_per_caster, "hours": hours,
+                      "strand_days": round(strand_days, 4), "events": dict(events),
+                      "min_fill": min_fill},
+        "per_type": {t: {"t_budget": c.t_budget, "t_need": c.t_need, "t_keep": c.t_keep,
+                         "within_budget": c.within_budget, "chosen": asdict(c.point),
+                         "at_reference": asdict(c.at_reference)}
+                     for t, c in choices.items()},
+        "model_id": model_id,
+        "tool": "streamer.evaluation.thresholds",
+        "command": command,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _budget_arg(text: str) -> tuple[str, float]:
+    key, sep, val = text.partition("=")
+    try:
+        v = float(val)
+    except ValueError:
+        v = -1.0
+    if not sep or not key or v < 0:
+        raise argparse.ArgumentTypeError(f"expected TYPE=FA_PER_STRAND_DAY (>= 0), got {text!r}")
+    return key, v
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("--seed", type=int, required=True,
+                    help="development simulator seed (never a training seed, never 9001)")
+    ap.add_argument("--strands", type=int, default=3, help="strands per caster (2 casters)")
+    ap.add_argument("--hours", type=float, default=8.0)
+    ap.add_argument("--sim-config", default="configs/sim/default.yaml")
+    ap.add_argument("--min-fill", type=int, default=60)
+    ap.add_argument("--reference", type=float, default=None,
+                    help="the single threshold to improve on (default: alerts.alarm, 0.8)")
+    ap.add_argument("--grid", default="0.5:0.95:0.025", help="START:STOP:STEP")
+    ap.add_argument("--total-budget", type=float, default=TOTAL_BUDGET,
+                    help="false alarms per strand-day, all types")
+    ap.add_argument("--budget", type=_budget_arg, action="append", default=[],
+                    metavar="TYPE=FA", help="a type's budget (overrides the split)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (0 = default)")
+    ap.add_argument("--json", dest="json_out", default=None, help="also write the record here")
+    ap.add_argument("--write", action="store_true",
+                    help="store the thresholds in the checkpoint's metadata")
+    args = ap.parse_args(argv)
+
+    def fail(msg: str) -> int:
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+    if args.seed in REPORT_SEEDS:
+        return fail(f"seed {args.seed} is the held-out report seed: choose on a development "
+                    "seed (e.g. 8001)")
+    try:
+        start, stop, step = (float(x) for x in args.grid.split(":"))
+    except ValueError:
+        return fail(f"--grid: expected START:STOP:STEP, got {args.grid!r}")
+    if not (0 < start <= stop < 1 and step > 0):
+        return fail("--grid: need 0 < START <= STOP < 1 and STEP > 0")
+
+    import torch
+
+    from simulators.caster import generate
+    from simulators.caster.config import load_config
+    from streamer.config import AlertSettings
+    from streamer.evaluation.data import load_series, training_seeds, truth_events
+    from streamer.evaluation.report import model_scores
+    from streamer.model.checkpoint import CheckpointError, load_checkpoint, update_metadata
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        loaded = load_checkpoint(args.model)
+    except CheckpointError as exc:
+        return fail(str(exc))
+    if args.seed in training_seeds(loaded.metadata):
+        return fail(f"seed {args.seed} trained {args.model}")
+    types = list(loaded.defect_types)
+    budgets = default_budgets(types, args.total_budget)
+    for key, val in args.budget:
+        if key not in types:
+            return fail(f"--budget {key}: not a defect type of the model ({', '.join(types)})")
+        budgets[key] = val
+    reference = args.reference if args.reference is not None else AlertSettings().alarm
+    thresholds = grid(start, stop, step, include=[reference])
+
+    heats = generate(load_config(args.sim_config), seed=args.seed,
+                     strands_per_caster=args.strands, hours=args.hours)
+    hz = float(heats.manifest.get("hz") or 1.0)
+    series, _ = load_series(heats, loaded.channels, types)
+    strands = {s.strand for s in series}
+    truth = [e for e in truth_events(heats.events) if e.strand in strands and e.type in types]
+    events = {t: sum(e.type == t for e in truth) for t in types}
+    scores = model_scores(loaded, series, args.min_fill, progress=False)
+    points, strand_days = sweep_scores(series, scores, truth, types, thresholds,
+                                       args.min_fill, hz)
+    choices = choose_all(points, budgets, reference)
+
+    print(f"== {args.model} (model {loaded.model_id}), dev seed {args.seed}, "
+          f"{len(series)} strands, {strand_days:.3f} strand-days, reference {reference:g}")
+    print(format_sweep(points, choices, events))
+    chosen = {t: c.threshold for t, c in choices.items()}
+    print("chosen: " + ", ".join(f"{t} {v:g}" for t, v in chosen.items()))
+    command = " ".join(["python -m streamer.evaluation.thresholds",
+                        *(argv if argv is not None else sys.argv[1:])])
+    rec = record(choices, model_id=loaded.model_id, seed=args.seed,
+                 sim_config=args.sim_config, strands_per_caster=args.strands,
+                 hours=args.hours, strand_days=strand_days, events=events,
+                 min_fill=args.min_fill, thresholds=thresholds, command=command)
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(rec, f, indent=2)
+    if args.write:
+        try:
+            mid = update_metadata(args.model, {"operating_thresholds": rec})
+        except CheckpointError as exc:
+            return fail(str(exc))
+        print(f"wrote metadata.operating_thresholds to {args.model} (model id {mid} unchanged)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
