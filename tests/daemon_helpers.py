@@ -29,6 +29,21 @@ def tiny_checkpoint(path: Path, window: int = 20, seed: int = 0) -> Path:
     return path
 
 
+def untrained_checkpoint(path: Path, channels: list[str], window: int = 120,
+                         data_seeds: tuple[int, ...] = (7,)) -> str:
+    """A small untrained model (32 hidden, 1 layer) for ``channels``, recorded as trained on
+    ``data_seeds`` so that seed checks have something to refuse; returns its model id."""
+    from streamer.model.checkpoint import save_checkpoint
+    from streamer.model.lstm import SteelDefectLSTM, default_config
+
+    torch.manual_seed(0)
+    cfg = default_config()
+    cfg["architecture"].update(hidden_size=32, num_layers=1, input_size=len(channels))
+    cfg["data"]["channels"] = list(channels)
+    cfg["data"]["window"] = window
+    return save_checkpoint(path, SteelDefectLSTM(cfg), metadata={"data_seeds": list(data_seeds)})
+
+
 def values_at(i: int, strand_no: int = 0) -> dict[str, float]:
     v = {"casting_speed": 1.2, "mould_level": 2 * math.sin(i / 7), "superheat": 30.0,
          "water_flow": 3800.0, "water_dt": 7.0}

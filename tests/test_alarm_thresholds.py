@@ -30,6 +30,7 @@ from streamer.evaluation.thresholds import (
     grid,
     sweep_scores,
 )
+from tests.daemon_helpers import untrained_checkpoint
 
 TYPES = ("sticker", "crack", "slag")
 
@@ -138,20 +139,10 @@ def test_skipping_quiet_readings_respects_a_low_per_type_watch() -> None:
 
 @pytest.fixture(scope="module")
 def small_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
-
     from streamer.channels import ChannelLayout
-    from streamer.model.checkpoint import save_checkpoint
-    from streamer.model.lstm import SteelDefectLSTM, default_config
 
-    torch.manual_seed(0)
-    channels = list(ChannelLayout().channels)
-    cfg = default_config()
-    cfg["architecture"].update(hidden_size=32, num_layers=1, input_size=len(channels))
-    cfg["data"]["channels"] = channels
-    cfg["data"]["window"] = 120
     path = tmp_path_factory.mktemp("ckpt") / "small.pt"
-    save_checkpoint(path, SteelDefectLSTM(cfg), metadata={"data_seeds": [7]})
+    untrained_checkpoint(path, list(ChannelLayout().channels))
     return path
 
 
@@ -279,20 +270,10 @@ def test_chooser_on_hand_made_score_series() -> None:
 @pytest.fixture(scope="module")
 def tiny_small_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained model for configs/sim/small.yaml's channels (3 x 6 TCs), seed 7."""
-    import torch
-
     from streamer.channels import ChannelLayout
-    from streamer.model.checkpoint import save_checkpoint
-    from streamer.model.lstm import SteelDefectLSTM, default_config
 
-    torch.manual_seed(0)
-    channels = list(ChannelLayout(3, 6).channels)
-    cfg = default_config()
-    cfg["architecture"].update(hidden_size=32, num_layers=1, input_size=len(channels))
-    cfg["data"]["channels"] = channels
-    cfg["data"]["window"] = 120
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, SteelDefectLSTM(cfg), metadata={"data_seeds": [7]})
+    untrained_checkpoint(path, list(ChannelLayout(3, 6).channels))
     return path
 
 

@@ -11,8 +11,7 @@ from click.testing import CliRunner
 
 from streamer.channels import ChannelLayout
 from streamer.commands.evaluate import evaluate
-from streamer.model.checkpoint import save_checkpoint
-from streamer.model.lstm import SteelDefectLSTM, default_config
+from tests.daemon_helpers import untrained_checkpoint
 
 SMALL = Path(__file__).resolve().parents[1] / "configs" / "sim" / "small.yaml"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -21,16 +20,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """An untrained small model for the small sim config's channels (3 x 6 TCs)."""
-    import torch
-
-    torch.manual_seed(0)
-    channels = list(ChannelLayout(3, 6).channels)
-    cfg = default_config()
-    cfg["architecture"].update(hidden_size=32, num_layers=1, input_size=len(channels))
-    cfg["data"]["channels"] = channels
-    cfg["data"]["window"] = 120
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    model_id = save_checkpoint(path, SteelDefectLSTM(cfg), metadata={"data_seeds": [7]})
+    model_id = untrained_checkpoint(path, list(ChannelLayout(3, 6).channels))
     return path, model_id
 
 
