@@ -135,7 +135,7 @@ def main() -> None:
           f"best of {a.repeat}:")
     print(f"  poll handler (decode + validate + buffer)  {r['handle_us']:.2f} us/reading")
     print(f"  orjson.loads alone (the raw client's share) {r['loads_us']:.2f} us/reading")
-    print(f"  daemon's own work                           {r['own_us']:.2f} us/reading")
+    print(f"  what the daemon adds (handler - loads)      {r['own_us']:.2f} us/reading")
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ def format_report(r: dict[str, Any]) -> str:
         if "cpu_us_per_reading" in i:
             c = i["cpu_us_per_reading"]
             lines.append(f"   no broker, CPU per reading: poll handler {c['handle_us']:.2f} us "
-                         f"= orjson.loads {c['loads_us']:.2f} us + the daemon's own "
-                         f"{c['own_us']:.2f} us")
+                         f"vs the raw client's orjson.loads {c['loads_us']:.2f} us: the "
+                         f"daemon adds {c['own_us']:.2f} us")
     if "latency" in s:
         la = s["latency"]
         lines += [f"3. latency ({la['strands']} strands x {la['rate_hz']:g} Hz, every reading "
