@@ -118,8 +118,8 @@ def decode_like_daemon(values: np.ndarray, channels: Sequence[str]
     return v.astype(np.float32), keep
 
 
-def _intervals(table, strand: str) -> list[tuple[float, float]]:  # noqa: ANN001
-    return [(r["onset_ts"], r["critical_ts"]) for r in table.to_pylist() if r["strand"] == strand]
+def _intervals(rows: list[dict[str, Any]], strand: str) -> list[tuple[float, float]]:
+    return [(r["onset_ts"], r["critical_ts"]) for r in rows if r["strand"] == strand]
 
 
 def _mark(ts: np.ndarray, intervals: list[tuple[float, float]], before: float, after: float
@@ -222,17 +222,19 @@ def prepare_segments(sources: list[Source], channels: Sequence[str],
             raise ValueError(f"{src.name}: heat set lacks the model's channels {missing[:8]}"
                              f"{' ...' if len(missing) > 8 else ''} (it has {len(have)} channels)")
         prefix = f"s{si}:" if len(sources) > 1 else ""
+        events = src.heats.events.to_pylist()  # once per source, not once per strand
+        nuisances = src.heats.nuisances.to_pylist()
         for seg in load_segments(src.heats, defect_types, list(channels)):
             v, keep = decode_like_daemon(seg.values, channels)
             stats["readings"] += len(seg)
             stats["readings_dropped"] += int((~keep).sum())
             seg = Segment(seg.strand, seg.heats[keep], seg.ts[keep], v[keep], seg.labels[keep])
             if evident_types:
-                rows = [e for e in src.heats.events.to_pylist()
+                rows = [e for e in events
                         if e["strand"] == seg.strand and e["type"] in evident_types]
                 seg.labels = mark_unevident(seg, rows, channels, defect_types)
-            cat = categorise(seg, _intervals(src.heats.events, seg.strand),
-                             _intervals(src.heats.nuisances, seg.strand),
+            cat = categorise(seg, _intervals(events, seg.strand),
+                             _intervals(nuisances, seg.strand),
                              near_before_s=near_before_s, near_after_s=near_after_s,
                              hard_after_s=hard_after_s)
             heats = seg.heats if not prefix else np.array([prefix + h for h in seg.heats],
