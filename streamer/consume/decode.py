@@ -369,7 +369,7 @@ class BatchDecoder(ReadingDecoder):
         """
         if not values:
             return [], []
-        if None in values or not all(values) or max(map(len, values)) > self.max_bytes:
+        if not self._all_loadable(values):
             return self._load_each(values, self._typed.decode, _TYPED_ERRORS)
         docs: list[Any] = []
         refused: list[int] = []
@@ -398,13 +398,16 @@ class BatchDecoder(ReadingDecoder):
         ks = keys if len(idx) == len(keys) else [keys[i] for i in idx]
         return _Candidates(idx, list(ks), *cols)
 
+    def _all_loadable(self, values: list[bytes | None]) -> bool:
+        """No tombstone, no empty value, none over ``max_bytes``: the whole poll can go to a
+        JSON decoder in one pass (else record by record, leaving those out)."""
+        return (None not in values and all(values)
+                and max(map(len, values), default=0) <= self.max_bytes)  # type: ignore[arg-type]
+
     def _load_all(self, values: list[bytes | None]) -> list[Any] | None:
         if not values:
             return []
-        if None in values:
-            return None
-        lens = list(map(len, values))  # type: ignore[arg-type]
-        if min(lens) == 0 or max(lens) > self.max_bytes:
+        if not self._all_loadable(values):
             return None
         try:
             return list(map(orjson.loads, values))  # type: ignore[arg-type]
