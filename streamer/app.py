@@ -237,8 +237,7 @@ class Application:
             log.info("model loaded", model_id=self.model_id, window=self.window,
                      channels=len(self.channels), device=str(self.engine.device),
                      precision=self.engine.precision)
-            log.info("alarm thresholds", **{t: f"{a:g} ({self.alarm_thresholds.source[t]})"
-                                            for t, a in self.alarm_thresholds.alarm.items()})
+            log.info("alarm thresholds", **self.alarm_thresholds.by_type_text())
             # Everything loaded so far (torch, the model, libraries) lives as long as the
             # process: move it out of the collector's reach, so that a full collection scans
             # only the objects of the readings in flight, not hundreds of thousands of

@@ -63,9 +63,14 @@ class ResolvedThresholds:
         """JSON-able: what a report records and the start-up log shows."""
         return {"alarm_by_type": dict(self.alarm), "source": dict(self.source)}
 
+    def by_type_text(self) -> dict[str, str]:
+        """``{"sticker": "0.7 (checkpoint operating_thresholds)", ...}``: the start-up log's
+        fields."""
+        return {t: f"{self.alarm[t]:g} ({self.source[t]})" for t in self.defect_types}
+
     def describe(self) -> str:
         """``sticker 0.7 (checkpoint operating_thresholds), crack 0.8 (alerts.alarm), ...``."""
-        return ", ".join(f"{t} {self.alarm[t]:g} ({self.source[t]})" for t in self.defect_types)
+        return ", ".join(f"{t} {text}" for t, text in self.by_type_text().items())
 
 
 def _check_map(values: Any, defect_types: Sequence[str], field: str) -> dict[str, float]:
