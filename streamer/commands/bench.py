@@ -37,8 +37,9 @@ import click
               help="Keep the daemons' logs in this folder.")
 def bench(bootstrap: str | None, model: Path | None, quick: bool, sections: str,
           strands: int | None, rate: float | None, seconds: float | None,
-          capacity_steps: str | None, capacity_seconds: float | None, torch_threads: int, workers: int, load_procs: int,
-          model_batches: str | None, json_out: Path, logs: Path | None) -> None:
+          capacity_steps: str | None, capacity_seconds: float | None, torch_threads: int,
+          workers: int, load_procs: int, model_batches: str | None, json_out: Path,
+          logs: Path | None) -> None:
     """Measure what a plant sizes hardware with, against the Kafka client's own limit.
 
     \b

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from streamer.config import AlertSettings
+    from streamer.evaluation.alarms import alert_settings
     from streamer.model.checkpoint import load_checkpoint
     from streamer.training.data import load_sources, prepare_segments
     from streamer.training.train import event_metrics, score_segments, window_metrics
@@ -65,10 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                  "window_metrics": window_metrics(scored.y, scored.logits, types),
                  "events": {}}
     for th in (float(x) for x in args.thresholds.split(",")):
-        base = AlertSettings()
-        settings = AlertSettings(**{**base.model_dump(), "alarm": th,
-                                    "warning": min(base.warning, th), "watch": min(base.watch, th)})
-        ev = event_metrics(scored, segs, sources, types, 1, settings)
+        ev = event_metrics(scored, segs, sources, types, 1, alert_settings(th))
         out["events"][str(th)] = ev
     out["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(out, indent=1))
