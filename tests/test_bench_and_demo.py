@@ -73,3 +73,16 @@ def test_load_slices_cover_every_strand_once() -> None:
     parts = _slices(names, 4)
     assert len(parts) == 4 and sorted(n for p in parts for n in p) == sorted(names)
     assert _slices(names[:2], 4) == [[names[0]], [names[1]]]  # never an empty process
+
+
+@pytest.mark.parametrize(("flag", "value", "says"), [
+    ("--capacity-steps", "256,x", "comma-separated integers"),
+    ("--model-batches", "64,0", "positive integers")])
+def test_bench_bad_list_flag_names_it(flag: str, value: str, says: str) -> None:
+    """A wrong list flag stops before any broker starts, naming the flag."""
+    from click.testing import CliRunner
+
+    from streamer.commands.bench import bench
+
+    out = CliRunner().invoke(bench, [flag, value])
+    assert out.exit_code == 2 and flag in out.output and says in out.output
