@@ -11,6 +11,8 @@ Data flow (every stage but the LSTM is optional, switched by the config)::
       -> LSTM                       architecture.*: lstm_out [B, T, D], D = hidden * directions
       -> pool to [B, D]             attention.enabled: softmax-weighted sum over valid steps,
                                     else the last-state read-out (below)
+      (+ column summary [B, 2H_c])  columns.enabled: one small LSTM shared by every
+                                    thermocouple column, max and mean over columns (columns.py)
       -> LayerNorm(D), BatchNorm1d(D)   normalization.layer_norm, normalization.batch_norm
       -> [Linear, act, Dropout] * n classifier.hidden_sizes / activation / dropout
       -> Linear(num_outputs)        output.num_outputs logits: 3 = ("sticker", "crack", "slag"),
@@ -42,6 +44,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from streamer.channels import DEFECT_TYPES, ChannelLayout
+from streamer.model.columns import ColumnEncoder
 from streamer.model.signatures import SignatureFeatures, source_channels, tc_grid
 from streamer.validation_errors import field_errors
 from streamer.yaml_file import read_yaml_mapping
@@ -99,6 +102,14 @@ class AttentionConfig(_Section):
     hidden_size: int = Field(32, ge=1, description="width of the additive scorer")
 
 
+class ColumnsConfig(_Section):
+    enabled: bool = Field(
+        False, description="also read every thermocouple column with one shared LSTM and add "
+        "its max and mean over columns to the summary; needs data.channels with a complete "
+        "thermocouple grid")
+    hidden_size: int = Field(16, ge=4, le=128, description="hidden units of the column LSTM")
+
+
 class OutputConfig(_Section):
     num_outputs: int = Field(len(DEFECT_TYPES), ge=1, description="3 = per defect type, 1 = binary")
 
@@ -113,6 +124,7 @@ class ModelConfig(_Section):
     normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     attention: AttentionConfig = Field(default_factory=AttentionConfig)
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     data: DataConfig = Field(default_factory=DataConfig)
 
@@ -130,14 +142,17 @@ class ModelConfig(_Section):
                 )
         elif size is None:
             raise ValueError("architecture.input_size: required (or give data.channels)")
-        if self.normalization.signature_features:
+        for name, on in (("normalization.signature_features",
+                          self.normalization.signature_features),
+                         ("columns.enabled", self.columns.enabled)):
+            if not on:
+                continue
             if channels is None:
-                raise ValueError("normalization.signature_features needs data.channels")
+                raise ValueError(f"{name} needs data.channels")
             try:
                 tc_grid(channels)
             except ValueError as exc:
-                raise ValueError(f"normalization.signature_features: data.channels: {exc}"
-                                 ) from None
+                raise ValueError(f"{name}: data.channels: {exc}") from None
         return self
 
 
@@ -186,6 +201,7 @@ def default_config() -> dict[str, Any]:
             },
             "classifier": {"hidden_sizes": [32], "activation": "relu", "dropout": 0.2},
             "attention": {"enabled": True, "hidden_size": 32},
+            "columns": {"enabled": False, "hidden_size": 16},
             "output": {"num_outputs": len(DEFECT_TYPES)},
             "data": {"window": 120, "channels": channels},
         }
@@ -260,6 +276,11 @@ class SteelDefectLSTM(nn.Module):
         else:
             self.attn_proj = self.attn_score = None
 
+        col = self.config["columns"]
+        self.columns = ColumnEncoder(channels, col["hidden_size"]) if col["enabled"] else None
+        if self.columns is not None:
+            d += self.columns.out_features  # the head reads [pooled, column summary]
+
         self.post_ln = nn.LayerNorm(d) if norm["layer_norm"] else None
         self.post_bn = nn.BatchNorm1d(d) if norm["batch_norm"] else None
 
@@ -274,17 +295,19 @@ class SteelDefectLSTM(nn.Module):
     def _init_lstm_weights(self) -> None:
         # Xavier for input->hidden, orthogonal for hidden->hidden, forget-gate bias 1 (gates are
         # stacked i, f, g, o in PyTorch): keeps gradients alive over long windows early on.
-        h = self.hidden_size
-        for name, p in self.lstm.named_parameters():
-            if name.startswith("weight_ih"):
-                nn.init.xavier_uniform_(p)
-            elif name.startswith("weight_hh"):
-                for k in range(4):
-                    nn.init.orthogonal_(p.data[k * h : (k + 1) * h])
-            elif name.startswith("bias"):
-                nn.init.zeros_(p)
-                if name.startswith("bias_ih"):
-                    nn.init.ones_(p.data[h : 2 * h])
+        lstms = [self.lstm] + ([self.columns.lstm] if self.columns is not None else [])
+        for lstm in lstms:
+            h = lstm.hidden_size
+            for name, p in lstm.named_parameters():
+                if name.startswith("weight_ih"):
+                    nn.init.xavier_uniform_(p)
+                elif name.startswith("weight_hh"):
+                    for k in range(4):
+                        nn.init.orthogonal_(p.data[k * h : (k + 1) * h])
+                elif name.startswith("bias"):
+                    nn.init.zeros_(p)
+                    if name.startswith("bias_ih"):
+                        nn.init.ones_(p.data[h : 2 * h])
 
     # -- input statistics ------------------------------------------------------------------
 
@@ -391,9 +414,13 @@ class SteelDefectLSTM(nn.Module):
         else:
             pooled = summary
         out["pooled"] = pooled
+        z = pooled
+        if self.columns is not None:
+            cols = self.columns(x_raw, lengths).to(pooled.dtype)
+            out["columns"] = cols
+            z = torch.cat([pooled, cols], dim=-1)
 
         # 4. post-LSTM normalisation and the classifier head
-        z = pooled
         if self.post_ln is not None:
             z = self.post_ln(z)
         if self.post_bn is not None:
@@ -448,14 +475,16 @@ class SteelDefectLSTM(nn.Module):
 
         Keys: input (normalised, [B,T,F]), lstm_out [B,T,D], summary (last-state read-out
         [B,D]), attention [B,T] (if enabled), pooled [B,D] (attention sum or summary),
-        head_input (after layer/batch norm), classifier.0 ... classifier.{n-1}, logits.
+        columns [B,2H_c] (if columns.enabled), head_input (after layer/batch norm),
+        classifier.0 ... classifier.{n-1}, logits.
         """
         with torch.no_grad():
             return self._run(x, lengths, trace={})
 
     def _encoder_modules(self) -> list[nn.Module]:
         return [
-            m for m in (self.input_bn, self.lstm, self.attn_proj, self.attn_score) if m is not None
+            m for m in (self.input_bn, self.lstm, self.attn_proj, self.attn_score, self.columns)
+            if m is not None
         ]
 
     def _head_modules(self) -> list[nn.Module]:
@@ -464,7 +493,7 @@ class SteelDefectLSTM(nn.Module):
         ]
 
     def freeze_lstm(self) -> None:
-        """Freeze the sequence encoder (input batch-norm, LSTM, attention scorer).
+        """Freeze the sequence encoder (input batch-norm, LSTM, attention scorer, column LSTM).
 
         Note: frozen batch-norm layers still update their running statistics in train mode.
         """

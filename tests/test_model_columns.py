@@ -1,0 +1,116 @@
+"""Column encoder (streamer/model/columns.py): inputs against a numpy reference, column
+symmetry, packing, freezing, config errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from streamer.channels import ChannelLayout
+from streamer.model.columns import ColumnEncoder
+from streamer.model.lstm import ModelConfigError, SteelDefectLSTM, default_config
+
+CHANNELS = list(ChannelLayout().channels)
+TC = [i for i, c in enumerate(CHANNELS) if c.startswith("tc_")]
+
+
+def window(T: int = 120, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = np.zeros((T, len(CHANNELS)))
+    x[:, TC] = 150 + rng.normal(0, 3, len(TC)) + rng.normal(0, 0.5, (T, len(TC)))
+    x[:, CHANNELS.index("casting_speed")] = 1.2
+    return x
+
+
+def column_config(hidden: int = 8) -> dict:
+    cfg = default_config()
+    cfg["columns"] = {"enabled": True, "hidden_size": hidden}
+    return cfg
+
+
+def tc(r: int, c: int) -> int:
+    return CHANNELS.index(f"tc_r{r}_c{c}")
+
+
+def reference(x: np.ndarray) -> np.ndarray:
+    """The docstring's table for every column, one reading at a time: [T, C, 11]."""
+    T = len(x)
+    g = np.stack([[x[:, tc(r, c)] for r in (1, 2, 3)] for c in range(1, 9)], 2)  # [R, T, C]
+    g = g.transpose(1, 2, 0)  # [T, C, R]
+    rel = g - g[0]
+    row_rel = np.broadcast_to(rel.mean(1, keepdims=True), rel.shape)
+    step = g[..., 1:] - g[..., :-1]
+    inv = step - step[0]
+    rate = np.stack([(rel[t] - rel[t - 5]) / 5 / 0.3 if t >= 5 else 0 * rel[t]
+                     for t in range(T)])
+    out = np.concatenate([rel / 5, row_rel / 5, inv / 5, rate], -1)
+    return np.clip(out, -10, 10)
+
+
+def test_inputs_equal_the_reference_and_show_a_rise_in_its_column_only() -> None:
+    x = window()
+    x[40:, tc(2, 5)] += np.minimum(np.arange(80) * 0.6, 12.0)  # a sticker-like rise, row 2
+    x[90:, tc(1, 3)] += 200.0  # a wild spike: clipped
+    enc = ColumnEncoder(CHANNELS, 8)
+    f = enc.features(torch.tensor(x, dtype=torch.float32)[None])[0].double().numpy()
+    np.testing.assert_allclose(f, reference(x), atol=2e-4)
+    assert f.shape == (120, 8, 11)
+    rel = f[100, :, :3] - f[100, :, 3:6]  # each TC's change against its row's
+    assert rel[4, 1] > 1.5 and abs(rel[[0, 1, 3, 5, 6, 7], 1]).max() < 1  # column 5, row 2
+    assert f[45, 4, 9] > 1.5  # row 2 of column 5: 0.6 degC/s = 2 units (rates at 8, 9, 10)
+    assert np.abs(f).max() <= 10 and f[100, 2, 0] == 10
+
+
+def test_summary_is_the_same_whichever_column_a_defect_is_in() -> None:
+    torch.manual_seed(0)
+    enc = ColumnEncoder(CHANNELS, 8).eval()
+    x = window(seed=1)
+    x[40:, tc(1, 2)] += np.minimum(np.arange(80) * 0.5, 10.0)
+    rolled = x.copy()
+    for r in (1, 2, 3):
+        for c in range(1, 9):
+            rolled[:, tc(r, c)] = x[:, tc(r, (c + 2) % 8 + 1)]
+    a, b = (enc(torch.tensor(v, dtype=torch.float32)[None]) for v in (x, rolled))
+    torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    assert a.shape == (1, 16)
+
+
+def test_model_with_columns_packs_exactly_and_reports_the_summary() -> None:
+    torch.manual_seed(0)
+    m = SteelDefectLSTM(column_config()).eval()
+    x = torch.tensor(np.stack([window(seed=s) for s in range(3)]), dtype=torch.float32)
+    lengths = torch.tensor([120, 70, 61])
+    full = m(x, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(m(x[i:i + 1, :n]), full[i:i + 1], atol=1e-5, rtol=0)
+    out = m.get_layer_outputs(x, lengths)
+    assert out["columns"].shape == (3, 16)
+    assert out["head_input"].shape == (3, 64 + 16)
+    # the head reads the column summary: changing only it changes the logits
+    x2 = x.clone()
+    x2[0, 60:, tc(1, 4)] += 15.0
+    assert not torch.allclose(m(x2, lengths)[0], full[0])
+    assert m.get_model_info()["parameters_by_module"]["columns"] == 4 * 8 * (11 + 8 + 2)
+
+
+def test_freeze_lstm_freezes_the_column_lstm() -> None:
+    m = SteelDefectLSTM(column_config())
+    m.freeze_lstm()
+    assert not any(p.requires_grad for p in m.columns.parameters())
+    m.unfreeze()
+    m.freeze_classifier()
+    assert all(p.requires_grad for p in m.columns.parameters())
+
+
+def test_config_needs_a_complete_grid_and_names_the_field() -> None:
+    cfg = column_config()
+    cfg["data"]["channels"] = [c for c in CHANNELS if c != "tc_r3_c8"]
+    cfg["architecture"]["input_size"] = None
+    with pytest.raises(ModelConfigError, match=r"columns\.enabled.*tc_r3_c8"):
+        SteelDefectLSTM(cfg)
+    cfg = column_config()
+    cfg["columns"]["hidden_size"] = 2
+    with pytest.raises(ModelConfigError, match=r"columns\.hidden_size"):
+        SteelDefectLSTM(cfg)
+    assert SteelDefectLSTM(default_config()).columns is None  # off by default
