@@ -313,6 +313,31 @@ def test_augment_shifts_and_mirrors(small_source: Source) -> None:
     assert np.all((x[:, 0][hit] >= 30) & (x[:, 0][hit] <= 80))
 
 
+def test_augment_rolls_columns(small_source: Source) -> None:
+    channels = small_source.heats.channels  # 3 x 6 thermocouples
+    ix = {c: i for i, c in enumerate(channels)}
+    aug = Augment(channels, tc_sd=0.0, tc_common_sd=0.0, process_sd={}, mirror=0.0, roll=1.0)
+    x = np.random.default_rng(1).standard_normal((200, 4, len(channels))).astype(np.float32)
+    y = x.copy()
+    aug(y, np.random.default_rng(0))
+    shifts = set()
+    for b in range(len(x)):
+        # every row of a window is shifted round by the same k in 1..5, process tags stay
+        k = next(k for k in range(1, 6)
+                 if np.array_equal(y[b, :, ix["tc_r1_c1"]], x[b, :, ix[f"tc_r1_c{1 + k}"]]))
+        for r in (1, 2, 3):
+            for c in range(1, 7):
+                src = f"tc_r{r}_c{(c - 1 + k) % 6 + 1}"
+                np.testing.assert_array_equal(y[b, :, ix[f"tc_r{r}_c{c}"]], x[b, :, ix[src]])
+        np.testing.assert_array_equal(y[b, :, ix["mould_level"]], x[b, :, ix["mould_level"]])
+        shifts.add(k)
+    assert shifts == {1, 2, 3, 4, 5}
+    y = x.copy()
+    Augment(channels, tc_sd=0.0, tc_common_sd=0.0, process_sd={}, mirror=0.0, roll=0.0)(
+        y, np.random.default_rng(0))
+    np.testing.assert_array_equal(y, x)
+
+
 # --- training --------------------------------------------------------------------------------
 
 def _loss_on(model: SteelDefectLSTM, segs, seed: int = 5) -> float:

@@ -16,7 +16,7 @@ Steps, in order:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -353,6 +353,10 @@ class Augment:
       N(0, ``process_sd[channel]``) in their units;
     - with probability ``mirror``, the thermocouple columns are mirrored (column c <-> C+1-c
       in every row): the mould face is symmetric, a defect can sit in any column;
+    - with probability ``roll``, the thermocouple columns are shifted round by 1..C-1
+      (column c -> c + k mod C in every row): a defect is the same defect in any column,
+      and ~100 training stickers leave some columns with a handful each. Neighbours stay
+      neighbours except across the wrap, where a wide sticker's spread is split;
     - with probability ``start_spike``, one thermocouple reads ``spike_degc`` (uniform) too
       high for the first 1-3 readings of the window: a sensor spike just before the window.
       The model's relative input (x - x_first) turns such a window into a deep drop of one
@@ -362,7 +366,7 @@ class Augment:
 
     def __init__(self, channels: Sequence[str], *, tc_sd: float, tc_common_sd: float,
                  process_sd: dict[str, float], mirror: float, start_spike: float = 0.0,
-                 spike_degc: tuple[float, float] = (30.0, 80.0)):
+                 spike_degc: tuple[float, float] = (30.0, 80.0), roll: float = 0.0):
         F = len(channels)
         self.tc = np.array([parse_tc_name(c) is not None for c in channels])
         self.sd = np.where(self.tc, tc_sd, 0.0).astype(np.float32)
@@ -370,19 +374,16 @@ class Augment:
             if c in channels:
                 self.sd[list(channels).index(c)] = sd
         self.common = tc_common_sd
-        self.mirror = mirror
+        self.mirror, self.roll = mirror, roll
         self.start_spike, self.spike_degc = start_spike, spike_degc
         self.tc_idx = np.flatnonzero(self.tc)
-        perm = np.arange(F)
         pos = {parse_tc_name(c): i for i, c in enumerate(channels) if parse_tc_name(c)}
-        cols = max((c for _, c in pos), default=0)
-        for (r, c), i in pos.items():
-            j = pos.get((r, cols + 1 - c))
-            if j is None:  # not a full grid: no mirroring
-                perm = None
-                break
-            perm[i] = j
-        self.perm = perm
+        self.cols = max((c for _, c in pos), default=0)
+        self.perm = _column_perm(pos, F, lambda c: self.cols + 1 - c)
+        # rolls[k - 1]: channel permutation that reads column c from column c + k (mod C)
+        rolls = [_column_perm(pos, F, lambda c, k=k: (c - 1 + k) % self.cols + 1)
+                 for k in range(1, self.cols)]
+        self.rolls = None if any(r is None for r in rolls) else rolls
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> None:
         B, _, F = x.shape
@@ -393,11 +394,26 @@ class Augment:
             flip = rng.random(B) < self.mirror
             if flip.any():
                 x[flip] = x[flip][:, :, self.perm]
+        if self.rolls and self.roll > 0:
+            for b in np.flatnonzero(rng.random(B) < self.roll):
+                x[b] = x[b][:, self.rolls[rng.integers(len(self.rolls))]]
         if self.start_spike > 0 and len(self.tc_idx):
             for b in np.flatnonzero(rng.random(B) < self.start_spike):
                 c = self.tc_idx[rng.integers(len(self.tc_idx))]
                 n = int(rng.integers(1, 4))
                 x[b, :n, c] += np.float32(rng.uniform(*self.spike_degc))
+
+
+def _column_perm(pos: dict[tuple[int, int], int], n_channels: int,
+                 source_col: Callable[[int], int]) -> np.ndarray | None:
+    """Channel permutation whose TC (r, c) reads TC (r, source_col(c)); None without a full grid."""
+    perm = np.arange(n_channels)
+    for (r, c), i in pos.items():
+        j = pos.get((r, source_col(c)))
+        if j is None:
+            return None
+        perm[i] = j
+    return perm
 
 
 def relative_stats_from_segments(segments: list[Segment], window: int, n_starts: int = 4000

@@ -81,6 +81,8 @@ class AugmentConfig(_Section):
         default_factory=lambda: {"casting_speed": 0.05, "mould_level": 1.0, "superheat": 4.0,
                                  "water_flow": 150.0, "water_dt": 0.4})
     mirror: float = Field(0.5, ge=0, le=1, description="probability of mirroring TC columns")
+    roll: float = Field(0.0, ge=0, le=1,
+                        description="probability of shifting TC columns round by 1..C-1")
     start_spike: float = Field(0.0, ge=0, le=1,
                                description="probability of a TC spike on the first readings")
     spike_degc: tuple[float, float] = Field((30.0, 80.0), description="spike size range, degC")
@@ -443,7 +445,7 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
         a = cfg.augment
         aug = Augment(channels, tc_sd=a.tc_sd, tc_common_sd=a.tc_common_sd,
                       process_sd=a.process_sd, mirror=a.mirror, start_spike=a.start_spike,
-                      spike_degc=a.spike_degc)
+                      spike_degc=a.spike_degc, roll=a.roll)
     sampler = WindowSampler(train_segs, defect_types, window, cfg.min_fill, s.fractions(),
                             cfg.short_fraction, aug)
     log(f"data: {read_stats['readings']} readings ({read_stats['readings_dropped']} dropped by "
