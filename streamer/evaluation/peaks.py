@@ -31,10 +31,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from simulators.caster import generate
     from simulators.caster.config import load_config
-    from streamer.evaluation.data import load_series, training_seeds
+    from streamer.evaluation.data import REPORT_SEEDS, load_series, training_seeds
     from streamer.evaluation.report import model_scores
     from streamer.model.checkpoint import load_checkpoint
 
+    if args.seed in REPORT_SEEDS:
+        print(f"error: seed {args.seed} is a held-out report seed: compare candidates on a "
+              "development seed (e.g. 8001)", file=sys.stderr)
+        return 2
     heats = generate(load_config(args.sim_config), seed=args.seed,
                      strands_per_caster=args.strands, hours=args.hours)
     events, nuisances = heats.events.to_pylist(), heats.nuisances.to_pylist()

@@ -2,8 +2,8 @@
 
 One alarm threshold for every type trades a breakout (sticker) against a crack as if they
 cost the same. This chooser simulates heats from a development seed (never a training seed,
-never the held-out report seed 9001), scores them once with the model, sweeps each type's
-alarm threshold through the daemon's alarm logic (``AlarmStates`` via
+never a held-out report seed: ``data.REPORT_SEEDS``), scores them once with the model, sweeps
+each type's alarm threshold through the daemon's alarm logic (``AlarmStates`` via
 :func:`streamer.evaluation.report.sweep_points`, the same path as ``streamer evaluate``'s
 operating points) and applies one rule per type (:func:`choose_threshold`):
 
@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 
-REPORT_SEEDS = frozenset({9001})  # held-out report seeds: never used to choose anything
+from streamer.evaluation.data import REPORT_SEEDS
+
 TOTAL_BUDGET = 1.0  # false alarms per strand-day, all types (the project's quality bar)
 STICKER_SHARE = 0.6
 RULE = ("per type: min(max(t_budget, min(t_need, reference)), t_keep); t_budget = lowest "
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")
     ap.add_argument("--seed", type=int, required=True,
-                    help="development simulator seed (never a training seed, never 9001)")
+                    help="development simulator seed (never a training seed, never a report seed)")
     ap.add_argument("--strands", type=int, default=3, help="strands per caster (2 casters)")
     ap.add_argument("--hours", type=float, default=8.0)
     ap.add_argument("--sim-config", default="configs/sim/default.yaml")
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     if args.seed in REPORT_SEEDS:
-        return fail(f"seed {args.seed} is the held-out report seed: choose on a development "
+        return fail(f"seed {args.seed} is a held-out report seed: choose on a development "
                     "seed (e.g. 8001)")
     try:
         start, stop, step = (float(x) for x in args.grid.split(":"))
