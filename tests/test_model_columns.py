@@ -62,6 +62,13 @@ def test_inputs_equal_the_reference_and_show_a_rise_in_its_column_only() -> None
     assert np.abs(f).max() <= 10 and f[100, 2, 0] == 10
 
 
+def test_rows_shorter_than_the_rate_look_back_do_not_depend_on_the_padding() -> None:
+    enc = ColumnEncoder(CHANNELS, 8)
+    x = torch.tensor(window(), dtype=torch.float32)[None]
+    for n in (1, 3, 5, 6):
+        torch.testing.assert_close(enc.features(x[:, :n]), enc.features(x)[:, :n])
+
+
 def test_summary_is_the_same_whichever_column_a_defect_is_in() -> None:
     torch.manual_seed(0)
     enc = ColumnEncoder(CHANNELS, 8).eval()
@@ -113,4 +120,7 @@ def test_config_needs_a_complete_grid_and_names_the_field() -> None:
     cfg["columns"]["hidden_size"] = 2
     with pytest.raises(ModelConfigError, match=r"columns\.hidden_size"):
         SteelDefectLSTM(cfg)
-    assert SteelDefectLSTM(default_config()).columns is None  # off by default
+    cfg = default_config()
+    del cfg["columns"]
+    assert SteelDefectLSTM(cfg).columns is None  # off unless a config asks for it
+    assert SteelDefectLSTM(default_config()).columns is not None  # the shipped default has it

@@ -79,6 +79,9 @@ def info(path: Path, as_json: bool) -> None:
         f"input {arch['input_size']}"
     )
     click.echo(f"attention:   {'on' if result['config']['attention']['enabled'] else 'off'}")
+    col = result["config"].get("columns", {})
+    columns = f"on, {col['hidden_size']} hidden" if col.get("enabled") else "off"
+    click.echo(f"columns:     {columns}")
     norm = [k for k, v in result["config"]["normalization"].items() if v]
     click.echo(f"norms:       {', '.join(norm) or 'none'}")
     click.echo(f"window:      {result['window']}")

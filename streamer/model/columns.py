@@ -14,7 +14,7 @@ Per step t and column c, from the window's own readings (degC), the inputs are::
     rel[r]      T[r,c](t) - T[r,c](0)                       / 5 degC   (r = 1..R)
     row_rel[r]  mean over columns of rel[r]                 / 5 degC   (the mould-wide move)
     inv[r]      (T[r+1,c] - T[r,c])(t) - (same at t = 0)    / 5 degC   (r = 1..R-1)
-    rate[r]     (rel[r](t) - rel[r](t - 5 s)) / 5 s          / 0.3 degC/s
+    rate[r]     (rel[r](t) - rel[r](t - 5 s)) / 5 s          / 0.3 degC/s  (0 for t < 5 s)
 
 so 4R - 1 inputs (11 for 3 rows), each clipped to +-10 units: a 30-80 degC sensor spike must
 not swamp a 6 degC sticker. The column's own change and the row's common change are both
@@ -61,9 +61,9 @@ class ColumnEncoder(nn.Module):
         row_rel = rel.mean(dim=2, keepdim=True).expand_as(rel)
         step = tc[..., 1:] - tc[..., :-1]
         inv = step - step[:, :1]
-        k = min(self.rate_steps, T - 1)
+        k = self.rate_steps  # never shortened by T: a row must not depend on the padding
         rate = torch.zeros_like(rel)
-        if k > 0:
+        if k < T:
             rate[:, k:] = (rel[:, k:] - rel[:, :-k]) * self.rate_scale
         out = torch.cat([rel / LEVEL_UNIT, row_rel / LEVEL_UNIT, inv / LEVEL_UNIT, rate], dim=-1)
         return out.clamp(-CLIP, CLIP)

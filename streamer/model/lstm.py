@@ -201,7 +201,7 @@ def default_config() -> dict[str, Any]:
             },
             "classifier": {"hidden_sizes": [32], "activation": "relu", "dropout": 0.2},
             "attention": {"enabled": True, "hidden_size": 32},
-            "columns": {"enabled": False, "hidden_size": 16},
+            "columns": {"enabled": True, "hidden_size": 16},  # docs/training.md: the gain
             "output": {"num_outputs": len(DEFECT_TYPES)},
             "data": {"window": 120, "channels": channels},
         }
