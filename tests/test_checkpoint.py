@@ -254,6 +254,7 @@ def test_save_rejects_inconsistent_arguments(tmp_path: Path) -> None:
     cfg = default_config()
     cfg["data"]["channels"] = None
     cfg["normalization"]["signature_features"] = False  # needs the channels
+    cfg["columns"]["enabled"] = False  # so does the column encoder
     bare = SteelDefectLSTM(cfg)
     with pytest.raises(CheckpointError, match="channels: required"):
         save_checkpoint(tmp_path / "a.pt", bare)

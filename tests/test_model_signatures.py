@@ -50,8 +50,10 @@ def reference(x: np.ndarray) -> np.ndarray:
 
 
 def signature_config() -> dict:
+    """The default before the column encoder, with signature channels (as measured)."""
     cfg = default_config()
     cfg["normalization"]["signature_features"] = True
+    cfg["columns"]["enabled"] = False
     return cfg
 
 
