@@ -101,6 +101,26 @@ def test_model_with_columns_packs_exactly_and_reports_the_summary() -> None:
     assert m.get_model_info()["parameters_by_module"]["columns"] == 4 * 8 * (11 + 8 + 2)
 
 
+def test_steps_reads_the_last_readings_of_each_row() -> None:
+    torch.manual_seed(0)
+    enc = ColumnEncoder(CHANNELS, 8, steps=60).eval()
+    whole = ColumnEncoder(CHANNELS, 8).eval()
+    whole.load_state_dict(enc.state_dict())
+    x = torch.tensor(np.stack([window(seed=s) for s in range(3)]), dtype=torch.float32)
+    lengths = torch.tensor([120, 90, 41])
+    got = enc(x, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        last = x[i:i + 1, max(0, n - 60):n]
+        torch.testing.assert_close(got[i:i + 1], whole(last), atol=1e-6, rtol=0)
+    torch.testing.assert_close(enc(x), whole(x[:, -60:]), atol=1e-6, rtol=0)
+    cfg = column_config()
+    cfg["columns"]["steps"] = 60
+    m = SteelDefectLSTM(cfg).eval()
+    full = m(x, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(m(x[i:i + 1, :n]), full[i:i + 1], atol=1e-5, rtol=0)
+
+
 def test_freeze_lstm_freezes_the_column_lstm() -> None:
     m = SteelDefectLSTM(column_config())
     m.freeze_lstm()

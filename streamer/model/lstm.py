@@ -108,6 +108,7 @@ class ColumnsConfig(_Section):
         "its max and mean over columns to the summary; needs data.channels with a complete "
         "thermocouple grid")
     hidden_size: int = Field(16, ge=4, le=128, description="hidden units of the column LSTM")
+    steps: int = Field(0, ge=0, description="read only the window's last N readings; 0 = all")
 
 
 class OutputConfig(_Section):
@@ -201,7 +202,7 @@ def default_config() -> dict[str, Any]:
             },
             "classifier": {"hidden_sizes": [32], "activation": "relu", "dropout": 0.2},
             "attention": {"enabled": True, "hidden_size": 32},
-            "columns": {"enabled": True, "hidden_size": 16},  # docs/training.md: the gain
+            "columns": {"enabled": True, "hidden_size": 16, "steps": 0},  # docs/training.md
             "output": {"num_outputs": len(DEFECT_TYPES)},
             "data": {"window": 120, "channels": channels},
         }
@@ -277,7 +278,8 @@ class SteelDefectLSTM(nn.Module):
             self.attn_proj = self.attn_score = None
 
         col = self.config["columns"]
-        self.columns = ColumnEncoder(channels, col["hidden_size"]) if col["enabled"] else None
+        self.columns = (ColumnEncoder(channels, col["hidden_size"], col["steps"])
+                        if col["enabled"] else None)
         if self.columns is not None:
             d += self.columns.out_features  # the head reads [pooled, column summary]
 
