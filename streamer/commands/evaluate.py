@@ -85,7 +85,7 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
 
     \b
     Examples:
-      streamer evaluate --simulate --seed 9001 --out reports/eval
+      streamer evaluate --simulate --seed 9101 --out reports/eval
       streamer evaluate --model model.pt --data data/heldout --gbt-train-data data/train
     """
     import json
