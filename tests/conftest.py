@@ -30,3 +30,16 @@ def bootstrap() -> Iterator[str]:
 def topic_name() -> str:
     """A unique topic name, so tests sharing one broker never see each other's records."""
     return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(autouse=True)
+def _denormals_back_on() -> Iterator[None]:
+    """An in-process daemon's CPU engine flushes denormal floats process-wide (as the daemon
+    should); put IEEE behaviour back after each test so that later tests (hypothesis checks
+    for it) see a normal process. Torch is only touched if a test already imported it."""
+    yield
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_flush_denormal(False)
