@@ -378,11 +378,11 @@ class Augment:
         self.start_spike, self.spike_degc = start_spike, spike_degc
         self.tc_idx = np.flatnonzero(self.tc)
         pos = {parse_tc_name(c): i for i, c in enumerate(channels) if parse_tc_name(c)}
-        self.cols = max((c for _, c in pos), default=0)
-        self.perm = _column_perm(pos, F, lambda c: self.cols + 1 - c)
+        cols = max((c for _, c in pos), default=0)
+        self.perm = _column_perm(pos, F, lambda c: cols + 1 - c)
         # rolls[k - 1]: channel permutation that reads column c from column c + k (mod C)
-        rolls = [_column_perm(pos, F, lambda c, k=k: (c - 1 + k) % self.cols + 1)
-                 for k in range(1, self.cols)]
+        rolls = [_column_perm(pos, F, lambda c, k=k: (c - 1 + k) % cols + 1)
+                 for k in range(1, cols)]
         self.rolls = None if any(r is None for r in rolls) else rolls
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> None:
