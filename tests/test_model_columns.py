@@ -140,6 +140,10 @@ def test_config_needs_a_complete_grid_and_names_the_field() -> None:
     cfg["columns"]["hidden_size"] = 2
     with pytest.raises(ModelConfigError, match=r"columns\.hidden_size"):
         SteelDefectLSTM(cfg)
+    cfg = column_config()
+    cfg["columns"]["steps"] = -1
+    with pytest.raises(ModelConfigError, match=r"columns\.steps"):
+        SteelDefectLSTM(cfg)
     cfg = default_config()
     del cfg["columns"]
     assert SteelDefectLSTM(cfg).columns is None  # off unless a config asks for it

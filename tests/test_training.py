@@ -507,6 +507,9 @@ def test_cli_bad_config_names_the_field(tmp_path: Path, small_dir: Path) -> None
     tc.write_text("sampling:\n  sticker: -1\n")
     r = _cli(["--data", str(small_dir), "--config", str(tc), "--out", str(tmp_path / "m.pt")])
     assert r.exit_code == 2 and "sampling.sticker" in r.output
+    tc.write_text("augment:\n  roll: 1.5\n")  # a probability
+    r = _cli(["--data", str(small_dir), "--config", str(tc), "--out", str(tmp_path / "m.pt")])
+    assert r.exit_code == 2 and "augment.roll" in r.output, r.output
     tc.write_text("epoch: 3\n")
     r = _cli(["--data", str(small_dir), "--config", str(tc), "--out", str(tmp_path / "m.pt")])
     assert r.exit_code == 2 and "epoch" in r.output and "Extra inputs" in r.output
