@@ -314,3 +314,17 @@ def test_chooser_writes_the_thresholds_into_the_checkpoint(
                                                          "slag": 0.2}
     r = resolve_thresholds(AlertSettings(), TYPES, after.metadata)
     assert r.alarm == rec["alarm_by_type"] and set(r.source.values()) == {SOURCE_CHECKPOINT}
+
+
+def test_chooser_for_a_baseline_needs_a_json_record_and_never_writes_the_checkpoint(
+        tiny_small_ckpt: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from streamer.evaluation.thresholds import main
+
+    assert main([str(tiny_small_ckpt), "--seed", "8001", "--system", "rules"]) == 2
+    assert "--system rules needs --json FILE" in capsys.readouterr().err
+    assert main([str(tiny_small_ckpt), "--seed", "8001", "--system", "gbt", "--write",
+                 "--json", "x.json"]) == 2
+    assert "--write stores a model's thresholds" in capsys.readouterr().err
+    assert main([str(tiny_small_ckpt), "--seed", "8001", "--system", "gbt",
+                 "--gbt-stride", "0", "--json", "x.json"]) == 2
+    assert "--gbt-stride must be >= 1" in capsys.readouterr().err

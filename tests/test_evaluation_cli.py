@@ -132,6 +132,84 @@ def test_model_thresholds_resolve_like_the_daemon(tiny_ckpt: tuple[Path, str],
                                                    "defect type"), res.output
 
 
+def test_baseline_thresholds_chosen_for_the_same_trees_apply(tiny_ckpt: tuple[Path, str],
+                                                            tmp_path: Path) -> None:
+    """Thresholds the chooser picks for the trees and the rules on dev heats are what the
+    report applies to them; trees fitted otherwise are refused; conflicting flags are usage
+    errors."""
+    from streamer.evaluation.thresholds import main as choose
+
+    ckpt, _ = tiny_ckpt
+    sim = ["--sim-config", str(SMALL), "--strands", "1", "--hours", "3"]
+    records = {}
+    for system in ("gbt", "rules"):
+        path = tmp_path / f"{system}.json"
+        assert choose([str(ckpt), "--seed", "8001", *sim, "--system", system,
+                       "--gbt-train-seed", "102", "--json", str(path)]) == 0
+        records[system] = json.loads(path.read_text())
+        assert records[system]["system"] == system
+    assert records["gbt"]["gbt_train"]["source"]["seed"] == 102
+    assert "gbt_train" not in records["rules"]
+
+    base = ["--model", str(ckpt), "--simulate", "--seed", "101", *sim,
+            "--gbt-train-seed", "102", "-q"]
+    files = ["--baseline-thresholds", str(tmp_path / "gbt.json"),
+             "--baseline-thresholds", str(tmp_path / "rules.json")]
+    res = _run([*base, *files, "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert str(tmp_path / "gbt.json") in rep["rerun"]
+    for system, rec in records.items():
+        sysrep = rep["systems"][system]
+        assert sysrep["alarm_thresholds"]["alarm_by_type"] == rec["alarm_by_type"]
+        assert set(sysrep["alarm_thresholds"]["source"].values()) == {"--baseline-thresholds"}
+        got = rep["settings"]["baseline_alarm_thresholds"][system]
+        assert got["alarm_by_type"] == rec["alarm_by_type"]
+        assert got["chosen_on"]["seed"] == 8001
+        points = {p["threshold"]: p for p in sysrep["operating_points"]}
+        for t, th in rec["alarm_by_type"].items():  # headline = the sweep at its threshold
+            for key in ("caught", "missed", "false_alarms"):
+                assert sysrep["events"]["by_type"][t][key] == points[th]["by_type"][t][key]
+    assert rep["systems"]["model"]["alarm_thresholds"]["source"]["sticker"] == "alerts.alarm"
+
+    res = _run([*base, *files, "--gbt-stride", "2", "--out", str(tmp_path / "b")])
+    assert res.exit_code == 1
+    assert "chosen for other trees" in res.output and "stride" in res.output
+    res = _run([*base, *files, "--no-baselines", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "--baseline-thresholds needs the baselines" in res.output
+    res = _run([*base, *files, "--threshold", "0.7", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 2 and "not both" in res.output
+    res = _run([*base, "--baseline-thresholds", str(tmp_path / "rules.json"),
+                "--baseline-thresholds", str(tmp_path / "rules.json"), "--out", str(tmp_path)])
+    assert res.exit_code == 1 and "two records for rules" in res.output
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "not a JSON threshold record"),
+    ("[1, 2]", "not a JSON threshold record"),
+    ('{"system": "model", "alarm_by_type": {}}', "system: must be one of gbt, rules"),
+    ('{"system": "rules", "alarm_by_type": {"stikcer": 0.7}}',
+     "alarm_by_type.stikcer: not a defect type"),
+    ('{"system": "rules", "alarm_by_type": {"sticker": 1.5}}',
+     "alarm_by_type.sticker: must be a number in (0, 1)"),
+    ('{"system": "rules", "alarm_by_type": {"sticker": 0.7}}', "no threshold for crack, slag"),
+    ('{"system": "gbt", "alarm_by_type": {"sticker": 0.7, "crack": 0.7, "slag": 0.7}}',
+     "gbt_train: missing"),
+])
+def test_a_bad_baseline_threshold_file_is_a_one_line_error(
+        tiny_ckpt: tuple[Path, str], tmp_path: Path, text: str, message: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    res = _run(["--model", str(tiny_ckpt[0]), "--simulate", "--seed", "101",
+                "--sim-config", str(SMALL), "--hours", "1", "--baseline-thresholds", str(bad),
+                "--out", str(tmp_path / "o"), "-q"])
+    assert res.exit_code == 1
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {bad}: "), res.output
+    assert message in lines[0], res.output
+    assert not (tmp_path / "o").exists()  # refused before simulating or fitting anything
+
+
 def test_heat_folder_input(tiny_ckpt: tuple[Path, str], tmp_path: Path) -> None:
     from simulators.caster import generate, load_config
     from simulators.heatfile import write_heats

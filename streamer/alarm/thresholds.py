@@ -73,7 +73,7 @@ class ResolvedThresholds:
         return ", ".join(f"{t} {text}" for t, text in self.by_type_text().items())
 
 
-def _check_map(values: Any, defect_types: Sequence[str], field: str) -> dict[str, float]:
+def check_alarm_map(values: Any, defect_types: Sequence[str], field: str) -> dict[str, float]:
     """A {type: threshold} mapping with known keys and values in (0, 1), or ThresholdError."""
     if not isinstance(values, Mapping):
         raise ThresholdError(f"{field}: must be a mapping of defect type to threshold")
@@ -99,7 +99,7 @@ def checkpoint_thresholds(metadata: Mapping[str, Any] | None,
     field = f"metadata.{METADATA_KEY}"
     if not isinstance(rec, Mapping) or "alarm_by_type" not in rec:
         raise ThresholdError(f"{field}: must be a mapping with an 'alarm_by_type' mapping")
-    return _check_map(rec["alarm_by_type"], defect_types, f"{field}.alarm_by_type")
+    return check_alarm_map(rec["alarm_by_type"], defect_types, f"{field}.alarm_by_type")
 
 
 def resolve_thresholds(settings: AlertSettings, defect_types: Sequence[str],
@@ -111,7 +111,7 @@ def resolve_thresholds(settings: AlertSettings, defect_types: Sequence[str],
     Raises ThresholdError naming the field for an unknown type or a bad value.
     """
     types = tuple(defect_types)
-    configured = _check_map(settings.alarm_by_type, types, "alerts.alarm_by_type")
+    configured = check_alarm_map(settings.alarm_by_type, types, "alerts.alarm_by_type")
     shipped = checkpoint_thresholds(metadata, types)
     alarm: dict[str, float] = {}
     source: dict[str, str] = {}

@@ -8,18 +8,13 @@ from typing import Any
 
 import click
 
+from streamer.evaluation.gbt_training import DEFAULT_MAX_WINDOWS, DEFAULT_STRIDE
+
 
 def _default_model() -> Path:
     from importlib import resources
 
     return Path(str(resources.files("streamer.model").joinpath("default", "model.pt")))
-
-
-def _manifest_seed(manifest: dict[str, Any]) -> int | None:
-    seed = manifest.get("seed")
-    if seed is None and isinstance(manifest.get("config"), dict):
-        seed = manifest["config"].get("seed")
-    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
 @click.command()
@@ -57,10 +52,16 @@ def _manifest_seed(manifest: dict[str, Any]) -> int | None:
               help="Simulate the GBT training heats with the held-out sim config and this "
                    "seed (default: the model's own simulated training heats as recorded in "
                    "the checkpoint, else its training seed, else 0); never the held-out seed.")
-@click.option("--gbt-stride", type=int, default=3, show_default=True,
+@click.option("--gbt-stride", type=int, default=DEFAULT_STRIDE, show_default=True,
               help="Train the trees on every N-th window ...")
-@click.option("--gbt-max-windows", type=int, default=60_000, show_default=True,
+@click.option("--gbt-max-windows", type=int, default=DEFAULT_MAX_WINDOWS, show_default=True,
               help="... or a larger stride so that at most this many are used (0 = no cap).")
+@click.option("--baseline-thresholds", "baseline_files", multiple=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="A baseline's own per-type alarm thresholds: the JSON record of "
+                   "`python -m streamer.evaluation.thresholds --system gbt|rules --json FILE`, "
+                   "chosen on development heats (repeat for both baselines). Default: "
+                   "alerts.alarm for every type.")
 @click.option("--min-fill", type=int, default=60, show_default=True,
               help="Readings a window needs before it is scored (the daemon's buffer.min_fill).")
 @click.option("--batch", type=int, default=512, show_default=True, help="Windows per model call.")
@@ -73,7 +74,7 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
              out_dir: Path, threshold: float | None, config_file: Path | None,
              baselines: bool, gbt_train_data: Path | None,
              gbt_train_seed: int | None, gbt_stride: int, gbt_max_windows: int,
-             min_fill: int, batch: int,
+             baseline_files: tuple[Path, ...], min_fill: int, batch: int,
              threads: int, quiet: bool) -> None:
     """Evaluate a checkpoint on held-out heats against a rule system and boosted trees.
 
@@ -101,6 +102,11 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
         raise click.UsageError("--seed/--casters/--strands/--hours apply to --simulate only")
     if gbt_train_data is not None and gbt_train_seed is not None:
         raise click.UsageError("give at most one of --gbt-train-data and --gbt-train-seed")
+    if baseline_files and not baselines:
+        raise click.UsageError("--baseline-thresholds needs the baselines (drop --no-baselines)")
+    if baseline_files and threshold is not None:
+        raise click.UsageError("--threshold sets one threshold for every system; give it or "
+                               "--baseline-thresholds, not both")
     if gbt_stride < 1 or batch < 1 or min_fill < 1 or gbt_max_windows < 0:
         raise click.UsageError("--gbt-stride, --batch and --min-fill must be >= 1, "
                                "--gbt-max-windows >= 0")
@@ -112,6 +118,7 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     from simulators.heatfile import HeatFileError, read_heats
     from streamer import __version__
     from streamer.evaluation.data import SeedLeakError, check_heldout_seed, training_seeds
+    from streamer.evaluation.gbt_training import manifest_seed
     from streamer.model.checkpoint import CheckpointError, load_checkpoint
 
     if threads:
@@ -146,6 +153,18 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
                                               override=threshold)
     except (SettingsError, ThresholdError) as exc:
         fail(str(exc))
+    from streamer.evaluation.thresholds import load_baseline_thresholds
+
+    baseline_thresholds: dict[str, Any] = {}
+    baseline_records: dict[str, dict[str, Any]] = {}
+    for file in baseline_files:
+        try:
+            name, resolved, rec = load_baseline_thresholds(str(file), loaded.defect_types)
+        except ThresholdError as exc:
+            fail(str(exc))
+        if name in baseline_thresholds:
+            fail(f"--baseline-thresholds: two records for {name}")
+        baseline_thresholds[name], baseline_records[name] = resolved, {**rec, "file": str(file)}
 
     # -- held-out heats ----------------------------------------------------------------------
     if simulate:  # refuse before spending time on the simulation
@@ -159,7 +178,7 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     try:
         if data_dir is not None:
             heldout = read_heats(data_dir)
-            heldout_seed = _manifest_seed(heldout.manifest)
+            heldout_seed = manifest_seed(heldout.manifest)
             if isinstance(heldout.manifest.get("config"), dict):
                 sim_cfg = heldout.manifest["config"]
         else:
@@ -184,6 +203,11 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     if threshold is None and heldout_seed is not None and chosen_on.get("seed") == heldout_seed:
         warnings.append(f"the checkpoint's operating thresholds were chosen on seed "
                         f"{heldout_seed}: these heats are not held out for them")
+    for name, rec in baseline_records.items():
+        b_seed = (rec.get("chosen_on") or {}).get("seed")
+        if heldout_seed is not None and b_seed == heldout_seed:
+            warnings.append(f"the {name} thresholds of {rec['file']} were chosen on seed "
+                            f"{heldout_seed}: these heats are not held out for them")
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
 
@@ -202,61 +226,22 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     gbt = None
     gbt_source: dict[str, Any] | None = None
     if baselines:
-        from streamer.evaluation.data import load_series
-        from streamer.evaluation.gbt import GbtBaseline
+        from streamer.evaluation.gbt_training import GbtSourceError, fit_gbt, gbt_training_heats
 
         t0 = time.perf_counter()
         try:
-            if gbt_train_data is not None:
-                train_heats = read_heats(gbt_train_data)
-                g_seed = _manifest_seed(train_heats.manifest)
-                gbt_source = {"data": str(gbt_train_data), "seed": g_seed}
-            else:
-                from simulators.caster import generate, make_config
-
-                recorded_cfg = None
-                if gbt_train_seed is None:
-                    for rec in _recorded_sim_sources(loaded.metadata):
-                        try:  # a config recorded by an older simulator may no longer validate
-                            recorded_cfg = make_config(rec)
-                            break
-                        except ConfigError:
-                            continue
-                if recorded_cfg is not None and recorded_cfg.seed != heldout_seed:
-                    # the model's own simulated training heats, regenerated
-                    g_seed = recorded_cfg.seed
-                    train_heats = generate(recorded_cfg)
-                    gbt_source = {"simulate": True, "seed": g_seed,
-                                  "config": "the checkpoint's recorded training sim_config"}
-                else:
-                    g_seed = gbt_train_seed if gbt_train_seed is not None else (
-                        train_seeds[0] if train_seeds else 0)
-                    if g_seed == heldout_seed:
-                        fail(f"GBT training seed {g_seed} equals the held-out seed; "
-                             "pass --gbt-train-seed N with another seed")
-                    if sim_cfg is None:
-                        fail("the held-out heats carry no simulator config to simulate GBT "
-                             "training heats from; pass --gbt-train-data DIR")
-                    train_heats = generate(make_config(sim_cfg, seed=g_seed))
-                    gbt_source = {"simulate": True, "seed": g_seed,
-                                  "config": "the held-out sim config with this seed"}
-        except (HeatFileError, ConfigError) as exc:
-            fail(f"GBT training heats: {exc}")
-        if g_seed is not None and g_seed == heldout_seed:
-            fail(f"GBT training heats have the held-out seed {g_seed}: use other heats")
-        lacking = [c for c in loaded.channels if c not in train_heats.channels]
-        if lacking:
-            fail(f"GBT training heats lack channels {lacking[:6]}")
-        hz = float(train_heats.manifest.get("hz") or 1.0)
-        train_series, _ = load_series(train_heats, loaded.channels, loaded.defect_types)
-        try:
-            gbt = GbtBaseline(list(loaded.defect_types), list(loaded.channels), loaded.window,
-                              hz, threads=threads or None).fit(train_series, min_fill, gbt_stride, progress,
-                                           max_windows=gbt_max_windows or None)
-        except ValueError as exc:
-            fail(f"GBT baseline: {exc}")
-        gbt.train_info["source"] = gbt_source
+            source = gbt_training_heats(loaded.metadata, heldout_seed=heldout_seed,
+                                        heldout_sim_config=sim_cfg, data_dir=gbt_train_data,
+                                        seed=gbt_train_seed)
+            gbt = fit_gbt(loaded, source, min_fill, stride=gbt_stride,
+                          max_windows=gbt_max_windows or None, threads=threads or None,
+                          progress=progress)
+        except GbtSourceError as exc:
+            fail(str(exc))
+        gbt_source = source.source
         timings["gbt_train_s"] = time.perf_counter() - t0
+        if "gbt" in baseline_records:
+            _check_same_trees(baseline_records["gbt"], gbt.train_info, fail)
 
     # -- evaluate ----------------------------------------------------------------------------
     if progress:
@@ -269,7 +254,7 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
                             window=loaded.window, loaded=loaded, gbt=gbt, rules=baselines,
                             threshold=base_threshold, min_fill=min_fill, batch=batch,
                             progress=progress, model_thresholds=model_thresholds,
-                            alerts=alerts)
+                            alerts=alerts, baseline_thresholds=baseline_thresholds)
     except ValueError as exc:
         fail(str(exc))
     timings["evaluate_s"] = time.perf_counter() - t0
@@ -310,6 +295,8 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
         rerun += ["--threshold", str(threshold)]
     if config_file is not None:
         rerun += ["--config", str(config_file)]
+    for file in baseline_files:
+        rerun += ["--baseline-thresholds", str(file)]
     if not baselines:
         rerun.append("--no-baselines")
     elif gbt_train_data is not None:
@@ -347,6 +334,10 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
         "defect_types": ev.defect_types,
         "settings": {"threshold": base_threshold, "threshold_explicit": threshold is not None,
                      "model_alarm_thresholds": model_thresholds.as_dict(),
+                     "baseline_alarm_thresholds": {
+                         name: {**baseline_thresholds[name].as_dict(), "file": rec["file"],
+                                "chosen_on": rec.get("chosen_on"), "rule": rec.get("rule")}
+                         for name, rec in baseline_records.items()},
                      "config_file": str(config_file) if config_file is not None else None,
                      "min_fill": min_fill, "hop": 1,
                      "window": loaded.window, "alert_settings": alert},
@@ -363,14 +354,22 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
                f"in {timings['total_s']:.0f} s")
 
 
-def _recorded_sim_sources(metadata: dict[str, Any]) -> list[dict[str, Any]]:
-    """Simulator configs of the training data recorded by `streamer train` (metadata.data)."""
-    out = []
-    for src in metadata.get("data") or []:
-        if isinstance(src, dict) and isinstance(src.get("sim_config"), dict) \
-                and isinstance(src["sim_config"].get("seed"), int):
-            out.append(src["sim_config"])
-    return out
+def _check_same_trees(record: dict[str, Any], train_info: dict[str, Any],
+                      fail: Any) -> None:
+    """Stop unless the trees just fitted are those the record's thresholds were chosen for."""
+    import json
+
+    from streamer.evaluation.gbt_training import training_fingerprint
+
+    def norm(d: Any) -> Any:
+        return json.loads(json.dumps(d, default=_json_default))
+
+    want, have = norm(record.get("gbt_train")), norm(training_fingerprint(train_info))
+    differ = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    if differ:
+        fail(f"{record['file']}: its gbt thresholds were chosen for other trees than these "
+             f"(they differ in {', '.join(differ)}); choose them again with the same "
+             "--gbt-* options")
 
 
 def _cpus() -> int | None:

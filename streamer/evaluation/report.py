@@ -16,7 +16,7 @@ docs/evaluation.md defines every number.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +88,29 @@ def model_scores(loaded: Any, series: Sequence[StrandSeries], min_fill: int, bat
     return out
 
 
+def rules_scores(series: Sequence[StrandSeries], ends: Sequence[np.ndarray],
+                 channels: Sequence[str], hz: float, defect_types: Sequence[str],
+                 progress: bool = False) -> list[np.ndarray]:
+    """Rule-system scores of the windows ending at ``ends`` of every strand."""
+    from tqdm import tqdm
+
+    from streamer.evaluation.rules import RuleSettings, rule_scores
+
+    rs = RuleSettings()
+    return [rule_scores(s.values, channels, hz, defect_types, rs)[e]
+            for s, e in zip(tqdm(series, desc="rules", unit="strand", disable=not progress),
+                            ends)]
+
+
+def gbt_scores(gbt: Any, series: Sequence[StrandSeries], ends: Sequence[np.ndarray],
+               progress: bool = False) -> list[np.ndarray]:
+    """Boosted-tree probabilities of the windows ending at ``ends`` of every strand."""
+    from tqdm import tqdm
+
+    return [gbt.predict_series(s.values, e)
+            for s, e in zip(tqdm(series, desc="gbt", unit="strand", disable=not progress), ends)]
+
+
 def _score(ev: Evaluation, res: SystemResult, settings: AlertSettings,
            thresholds: ResolvedThresholds | None = None) -> tuple[list[Raise], Any]:
     raises: list[Raise] = []
@@ -147,16 +170,18 @@ def evaluate_heats(heldout: HeatSet, *, defect_types: Sequence[str], channels: S
                    batch: int = 512, progress: bool = True,
                    model_thresholds: ResolvedThresholds | None = None,
                    alerts: AlertSettings | None = None,
-                   sweep: Sequence[float] = SWEEP) -> Evaluation:
+                   sweep: Sequence[float] = SWEEP,
+                   baseline_thresholds: Mapping[str, ResolvedThresholds] | None = None
+                   ) -> Evaluation:
     """Score the held-out heats with each requested system (gbt: a fitted GbtBaseline).
 
     Alarms of the model use ``model_thresholds`` (per type, as the daemon resolves them;
-    None = ``threshold`` for every type); the baselines' scores are not the model's
-    probabilities, so they use ``threshold`` for every type. ``alerts``: the other alert
-    settings (hysteresis, repeat suppression, watch, warning); None = the daemon's defaults."""
-    from tqdm import tqdm
-
-    from streamer.evaluation.rules import RuleSettings, rule_scores
+    None = ``threshold`` for every type). A baseline's scores are not the model's
+    probabilities: it uses its own per-type thresholds from ``baseline_thresholds[name]``
+    (chosen for it on development heats), else ``threshold`` for every type. ``alerts``: the
+    other alert settings (hysteresis, repeat suppression, watch, warning); None = the
+    daemon's defaults."""
+    from streamer.evaluation.rules import RuleSettings
 
     defect_types = list(defect_types)
     hz = float(heldout.manifest.get("hz") or 1.0)
@@ -191,18 +216,14 @@ def evaluate_heats(heldout: HeatSet, *, defect_types: Sequence[str], channels: S
         ev.systems["model"].seconds = time.perf_counter() - t0
     if rules:
         t0 = time.perf_counter()
-        rs = RuleSettings()
-        res = SystemResult("rules")
-        for s, e in zip(tqdm(series, desc="rules", unit="strand", disable=not progress), ends):
-            res.scores.append(rule_scores(s.values, channels, hz, defect_types, rs)[e])
+        res = SystemResult("rules", rules_scores(series, ends, channels, hz, defect_types,
+                                                 progress))
         res.seconds = time.perf_counter() - t0
-        res.report["settings"] = rs.__dict__.copy()
+        res.report["settings"] = RuleSettings().__dict__.copy()
         ev.systems["rules"] = res
     if gbt is not None:
         t0 = time.perf_counter()
-        res = SystemResult("gbt")
-        for s, e in zip(tqdm(series, desc="gbt", unit="strand", disable=not progress), ends):
-            res.scores.append(gbt.predict_series(s.values, e))
+        res = SystemResult("gbt", gbt_scores(gbt, series, ends, progress))
         res.seconds = time.perf_counter() - t0
         res.report["train"] = gbt.train_info
         ev.systems["gbt"] = res
@@ -212,8 +233,8 @@ def evaluate_heats(heldout: HeatSet, *, defect_types: Sequence[str], channels: S
     for name, res in ev.systems.items():
         res.report["window"] = window_metrics(labels, ev.scores(name), defect_types)
         t0 = time.perf_counter()
-        _event_level(ev, res, threshold, nuisances, sweep, base,
-                     model_thresholds if name == "model" else None)
+        own = model_thresholds if name == "model" else (baseline_thresholds or {}).get(name)
+        _event_level(ev, res, threshold, nuisances, sweep, base, own)
         res.report["score_s"] = round(res.seconds, 2)
         res.report["alarm_s"] = round(time.perf_counter() - t0, 2)
     counts["alert_settings"] = settings.model_dump(mode="json")
@@ -257,11 +278,16 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def _thresholds_line(report: dict[str, Any]) -> str:
-    """``0.8`` or, where the model's per-type thresholds differ, ``model sticker 0.7 (...)...``."""
-    th = report["settings"]["threshold"]
-    per = (report["settings"].get("model_alarm_thresholds") or {}).get("alarm_by_type") or {}
-    if not per or all(v == th for v in per.values()):
-        return f"{th}"
-    src = report["settings"]["model_alarm_thresholds"]["source"]
-    return (f"{th} (baselines); model "
-            + ", ".join(f"{t} {v:g} ({src[t]})" for t, v in per.items()))
+    """``0.8``, followed by each system's per-type thresholds where they differ from it:
+    ``0.8; model sticker 0.78 (checkpoint operating_thresholds), ...; gbt sticker 0.6 ...``."""
+    settings = report["settings"]
+    th = settings["threshold"]
+    own = {"model": settings.get("model_alarm_thresholds"),
+           **(settings.get("baseline_alarm_thresholds") or {})}
+    parts = [f"{th}"]
+    for name, rec in own.items():
+        per = (rec or {}).get("alarm_by_type") or {}
+        if per and any(v != th for v in per.values()):
+            parts.append(f"{name} " + ", ".join(f"{t} {v:g} ({rec['source'][t]})"
+                                                for t, v in per.items()))
+    return "; ".join(parts)

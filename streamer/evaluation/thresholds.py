@@ -24,11 +24,18 @@ downgraded slab. 0.6 rather than 0.5 because the default development heats are ~
 strand-days, where 0.5 would allow no sticker false alarm at all.
 
     python -m streamer.evaluation.thresholds --seed 8001 --strands 3 MODEL.pt [--write]
+    python -m streamer.evaluation.thresholds --seed 8001 --system gbt MODEL.pt --json gbt.json
 
 ``--write`` stores the thresholds, the rule, the budgets, the seed and the per-type
 numbers under ``metadata.operating_thresholds`` (not part of the model id); the daemon and
 ``streamer evaluate`` use them unless ``alerts.alarm_by_type`` overrides them
 (:mod:`streamer.alarm.thresholds`).
+
+``--system gbt`` / ``rules`` chooses, by the same rule on the same heats, thresholds for a
+baseline, so that a report compares like with like: the trees are fitted exactly as
+``streamer evaluate`` fits them (:mod:`streamer.evaluation.gbt_training`; the fingerprint of
+the fit is stored with the thresholds), and ``streamer evaluate --baseline-thresholds
+FILE`` applies the ``--json`` record (:func:`load_baseline_thresholds`).
 """
 
 from __future__ import annotations
@@ -40,11 +47,14 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from streamer.alarm.thresholds import ResolvedThresholds
 from streamer.evaluation.data import REPORT_SEEDS
+from streamer.evaluation.gbt_training import DEFAULT_MAX_WINDOWS, DEFAULT_STRIDE
 
 TOTAL_BUDGET = 1.0  # false alarms per strand-day, all types (the project's quality bar)
 STICKER_SHARE = 0.6
@@ -52,6 +62,11 @@ RULE = ("per type: min(max(t_budget, min(t_need, reference)), t_keep); t_budget 
         "grid threshold from which on the type's dev false alarms/strand-day <= its budget "
         "(none: t_keep); t_need = highest threshold catching the most dev events; t_keep = "
         "highest threshold catching every dev event the reference catches")
+
+
+SYSTEMS = ("model", "gbt", "rules")
+BASELINES = ("gbt", "rules")
+SOURCE_BASELINE = "--baseline-thresholds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,9 +204,14 @@ def format_sweep(points: Mapping[str, Sequence[TypePoint]], choices: Mapping[str
 def record(choices: Mapping[str, Choice], *, model_id: str, seed: int, sim_config: str,
            strands_per_caster: int | None, hours: float | None, strand_days: float,
            events: Mapping[str, int], min_fill: int, thresholds: Sequence[float],
-           command: str) -> dict[str, Any]:
-    """What ``--write`` stores as ``metadata.operating_thresholds``: values and how chosen."""
+           command: str, system: str = "model",
+           gbt_train: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What ``--write`` stores as ``metadata.operating_thresholds`` (and ``--json`` writes):
+    values and how chosen. ``gbt_train``: the fitted trees' fingerprint (``--system gbt``)."""
+    extra: dict[str, Any] = {"gbt_train": dict(gbt_train)} if gbt_train is not None else {}
     return {
+        "system": system,
+        **extra,
         "alarm_by_type": {t: c.threshold for t, c in choices.items()},
         "rule": RULE,
         "budget_false_alarms_per_strand_day": {t: c.budget for t, c in choices.items()},
@@ -212,6 +232,42 @@ def record(choices: Mapping[str, Choice], *, model_id: str, seed: int, sim_confi
     }
 
 
+def load_baseline_thresholds(path: str, defect_types: Sequence[str]
+                             ) -> tuple[str, ResolvedThresholds, dict[str, Any]]:
+    """(system, its per-type thresholds, the record) from a ``--system gbt|rules --json``
+    file. Raises ThresholdError naming the file and the field."""
+    from streamer.alarm.thresholds import ThresholdError, check_alarm_map
+
+    try:
+        rec = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ThresholdError(f"{path}: cannot read ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ThresholdError(f"{path}: not a JSON threshold record ({exc})") from None
+    if not isinstance(rec, dict):
+        raise ThresholdError(f"{path}: not a JSON threshold record (not an object)")
+    system = rec.get("system")
+    if system not in BASELINES:
+        raise ThresholdError(f"{path}: system: must be one of {', '.join(BASELINES)} (a record "
+                             f"written by --system gbt|rules --json), got {system!r}")
+    alarm = check_alarm_map(rec.get("alarm_by_type"), defect_types, f"{path}: alarm_by_type")
+    missing = [t for t in defect_types if t not in alarm]
+    if missing:
+        raise ThresholdError(f"{path}: alarm_by_type: no threshold for {', '.join(missing)}")
+    if system == "gbt" and not isinstance(rec.get("gbt_train"), dict):
+        raise ThresholdError(f"{path}: gbt_train: missing (which trees the thresholds are for)")
+    alarm = {t: alarm[t] for t in defect_types}
+    return system, ResolvedThresholds(tuple(defect_types), alarm,
+                                      {t: SOURCE_BASELINE for t in defect_types}), rec
+
+
+def _json_default(o: Any) -> Any:
+    """numpy scalars and tuples in a record (the trees' fingerprint) as plain JSON."""
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
 def _budget_arg(text: str) -> tuple[str, float]:
     key, sep, val = text.partition("=")
     try:
@@ -225,7 +281,11 @@ def _budget_arg(text: str) -> tuple[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model")
+    ap.add_argument("model", help="checkpoint (for a baseline: the model it is compared with, "
+                    "whose channels, window and training heats it takes)")
+    ap.add_argument("--system", choices=SYSTEMS, default="model",
+                    help="whose thresholds to choose (gbt, rules: a baseline's, for "
+                         "streamer evaluate --baseline-thresholds; needs --json)")
     ap.add_argument("--seed", type=int, required=True,
                     help="development simulator seed (never a training seed, never a report seed)")
     ap.add_argument("--strands", type=int, default=3, help="strands per caster (2 casters)")
@@ -242,13 +302,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0 = default)")
     ap.add_argument("--json", dest="json_out", default=None, help="also write the record here")
     ap.add_argument("--write", action="store_true",
-                    help="store the thresholds in the checkpoint's metadata")
+                    help="store the thresholds in the checkpoint's metadata (--system model)")
+    ap.add_argument("--gbt-train-data", default=None,
+                    help="--system gbt: as streamer evaluate's (default: the model's heats)")
+    ap.add_argument("--gbt-train-seed", type=int, default=None,
+                    help="--system gbt: as streamer evaluate's")
+    ap.add_argument("--gbt-stride", type=int, default=DEFAULT_STRIDE)
+    ap.add_argument("--gbt-max-windows", type=int, default=DEFAULT_MAX_WINDOWS)
     args = ap.parse_args(argv)
 
     def fail(msg: str) -> int:
         print(f"error: {msg}", file=sys.stderr)
         return 2
 
+    if args.system != "model" and args.write:
+        return fail(f"--write stores a model's thresholds in its checkpoint; for --system "
+                    f"{args.system} write the record with --json FILE")
+    if args.system != "model" and not args.json_out:
+        return fail(f"--system {args.system} needs --json FILE (for streamer evaluate "
+                    "--baseline-thresholds)")
+    if args.gbt_stride < 1 or args.gbt_max_windows < 0:
+        return fail("--gbt-stride must be >= 1, --gbt-max-windows >= 0")
     if args.seed in REPORT_SEEDS:
         return fail(f"seed {args.seed} is a held-out report seed: choose on a development "
                     "seed (e.g. 8001)")
@@ -265,7 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     from simulators.caster.config import load_config
     from streamer.config import AlertSettings
     from streamer.evaluation.data import load_series, training_seeds, truth_events
-    from streamer.evaluation.report import model_scores
+    from streamer.evaluation.gbt_training import (
+        GbtSourceError,
+        fit_gbt,
+        gbt_training_heats,
+        training_fingerprint,
+    )
+    from streamer.evaluation.report import gbt_scores, model_scores, rules_scores
     from streamer.model.checkpoint import CheckpointError, load_checkpoint, update_metadata
 
     if args.threads:
@@ -292,12 +372,32 @@ def main(argv: list[str] | None = None) -> int:
     strands = {s.strand for s in series}
     truth = [e for e in truth_events(heats.events) if e.strand in strands and e.type in types]
     events = {t: sum(e.type == t for e in truth) for t in types}
-    scores = model_scores(loaded, series, args.min_fill, progress=False)
+    ends = [np.arange(args.min_fill - 1, len(s)) for s in series]
+    gbt_train = None
+    if args.system == "model":
+        scores = model_scores(loaded, series, args.min_fill, progress=False)
+    elif args.system == "rules":
+        scores = rules_scores(series, ends, loaded.channels, hz, types)
+    else:
+        try:
+            source = gbt_training_heats(
+                loaded.metadata, heldout_seed=args.seed,
+                heldout_sim_config=heats.manifest.get("config"),
+                data_dir=Path(args.gbt_train_data) if args.gbt_train_data else None,
+                seed=args.gbt_train_seed)
+            gbt = fit_gbt(loaded, source, args.min_fill, stride=args.gbt_stride,
+                          max_windows=args.gbt_max_windows or None,
+                          threads=args.threads or None)
+        except GbtSourceError as exc:
+            return fail(str(exc))
+        gbt_train = training_fingerprint(gbt.train_info)
+        scores = gbt_scores(gbt, series, ends)
     points, strand_days = sweep_scores(series, scores, truth, types, thresholds,
                                        args.min_fill, hz)
     choices = choose_all(points, budgets, reference)
 
-    print(f"== {args.model} (model {loaded.model_id}), dev seed {args.seed}, "
+    whose = "" if args.system == "model" else f"{args.system} baseline for "
+    print(f"== {whose}{args.model} (model {loaded.model_id}), dev seed {args.seed}, "
           f"{len(series)} strands, {strand_days:.3f} strand-days, reference {reference:g}")
     print(format_sweep(points, choices, events))
     chosen = {t: c.threshold for t, c in choices.items()}
@@ -307,10 +407,11 @@ def main(argv: list[str] | None = None) -> int:
     rec = record(choices, model_id=loaded.model_id, seed=args.seed,
                  sim_config=args.sim_config, strands_per_caster=args.strands,
                  hours=args.hours, strand_days=strand_days, events=events,
-                 min_fill=args.min_fill, thresholds=thresholds, command=command)
+                 min_fill=args.min_fill, thresholds=thresholds, command=command,
+                 system=args.system, gbt_train=gbt_train)
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump(rec, f, indent=2)
+            json.dump(rec, f, indent=2, default=_json_default)
     if args.write:
         try:
             mid = update_metadata(args.model, {"operating_thresholds": rec})
