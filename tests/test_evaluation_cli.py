@@ -36,6 +36,7 @@ def test_end_to_end_writes_report_and_pngs(tiny_ckpt: tuple[Path, str], tmp_path
                 "--hours", "3", "--gbt-train-seed", "102", "--out", str(out), "-q"])
     assert res.exit_code == 0, res.output
     assert "rule system" in res.output and "gradient-boosted trees" in res.output
+    assert "95 % CI, model (LSTM): false alarms" in res.output
     rep = json.loads((out / "report.json").read_text())
     assert rep["model"]["model_id"] == model_id
     assert rep["data"]["seed"] == 101 and rep["seed_check"]["training_seeds"] == [7]
@@ -59,6 +60,8 @@ def test_end_to_end_writes_report_and_pngs(tiny_ckpt: tuple[Path, str], tmp_path
             assert bt["events"] == c["events"][t]
             assert bt["caught"] + bt["missed"] + bt["pending"] == bt["events"]
         assert ev["false_alarms"] == sum(ev["false_alarms_by_nuisance"].values())
+        lo, hi = ev["false_alarms_per_strand_day_ci95"]
+        assert lo <= ev["false_alarms_per_strand_day"] <= hi
         points = {p["threshold"]: p for p in sysrep["operating_points"]}
         assert sorted(points) == [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98]
         for t in ["sticker", "crack", "slag"]:  # the sweep's 0.8 point is the headline

@@ -237,3 +237,33 @@ def test_decode_like_daemon_matches_the_decoder() -> None:
         doc = {"v": 1, "strand": "A", "heat": "H1", "ts": float(i), "seq": i, "values": vals}
         r = dec.decode(None, orjson.dumps(doc))
         np.testing.assert_allclose(out[i], r.values, rtol=1e-6)
+
+
+def test_exact_intervals_match_known_values_and_contain_the_estimate() -> None:
+    from streamer.evaluation.intervals import poisson_rate_ci, proportion_ci
+
+    lo, hi = poisson_rate_ci(0, 1.0)
+    assert lo == 0.0 and hi == pytest.approx(3.6889, abs=1e-4)  # the "rule of 3.7"
+    lo, hi = poisson_rate_ci(17, 8.0)  # Garwood: 9.903 .. 27.218 events
+    assert (lo, hi) == pytest.approx((9.903 / 8, 27.218 / 8), abs=1e-3)
+    assert poisson_rate_ci(3, 0.0) is None
+    assert proportion_ci(3, 3) == pytest.approx((0.2924, 1.0), abs=1e-4)
+    assert proportion_ci(0, 0) is None
+    for k, n in ((0, 10), (137, 140), (150, 154)):
+        lo, hi = proportion_ci(k, n)
+        assert 0.0 <= lo <= k / n <= hi <= 1.0
+    # more exposure at the same rate: a narrower interval
+    a, b = poisson_rate_ci(5, 8.0), poisson_rate_ci(50, 80.0)
+    assert b[1] - b[0] < a[1] - a[0]
+
+
+def test_event_score_reports_intervals() -> None:
+    from streamer.evaluation.events import EventScore, TypeScore
+
+    score = EventScore({"sticker": TypeScore(events=4, caught=3, missed=1, false_alarms=2)}, 2.0)
+    d = score.as_dict()
+    lo, hi = d["false_alarms_per_strand_day_ci95"]
+    assert lo < d["false_alarms_per_strand_day"] == 1.0 < hi
+    st = d["by_type"]["sticker"]
+    assert st["detection_rate_ci95"][0] < 0.75 < st["detection_rate_ci95"][1]
+    assert tuple(st["false_alarms_per_strand_day_ci95"]) == (lo, hi)  # one type: same count

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from statistics import median
 
+from streamer.evaluation.intervals import poisson_rate_ci, proportion_ci
+
 
 @dataclass(frozen=True, slots=True)
 class Raise:
@@ -62,6 +64,8 @@ class TypeScore:
             "lead_time_p10_s": percentile(lt, 10) if lt else None,
             "false_alarms": self.false_alarms, "mistyped": self.mistyped, "late": self.late,
             "false_alarms_per_strand_day": self.false_alarms / strand_days if strand_days else None,
+            "detection_rate_ci95": proportion_ci(self.caught, self.caught + self.missed),
+            "false_alarms_per_strand_day_ci95": poisson_rate_ci(self.false_alarms, strand_days),
         }
 
 
@@ -95,6 +99,8 @@ class EventScore:
             "false_alarms": self.false_alarms,
             "false_alarms_per_strand_day": (self.false_alarms / self.strand_days
                                             if self.strand_days else None),
+            "false_alarms_per_strand_day_ci95": poisson_rate_ci(self.false_alarms,
+                                                                self.strand_days),
             "by_type": {k: v.as_dict(self.strand_days) for k, v in self.by_type.items()},
         }
 

@@ -274,7 +274,28 @@ def format_table(report: dict[str, Any]) -> str:
                  f"{c['windows']:,} windows; events "
                  + ", ".join(f"{t} {n}" for t, n in c["events"].items())
                  + f"; alarm threshold {_thresholds_line(report)}")
+    lines += _interval_lines(report)
     return "\n".join(lines)
+
+
+def _interval_lines(report: dict[str, Any]) -> list[str]:
+    """Per system: false alarms per strand-day and each type's detection rate with their
+    exact 95 % intervals (:mod:`streamer.evaluation.intervals`); none for older reports."""
+    out = []
+    for name, sysrep in report["systems"].items():
+        e = sysrep["events"]
+        fa_ci = e.get("false_alarms_per_strand_day_ci95")
+        if fa_ci is None:
+            continue
+        parts = [f"false alarms {e['false_alarms_per_strand_day']:.2f}/strand-day "
+                 f"[{fa_ci[0]:.2f}, {fa_ci[1]:.2f}]"]
+        for t, bt in e["by_type"].items():
+            ci = bt.get("detection_rate_ci95")
+            if ci is not None and bt["detection_rate"] is not None:
+                parts.append(f"{t} {100 * bt['detection_rate']:.1f} % "
+                             f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]")
+        out.append(f"95 % CI, {LABELS.get(name, name)}: " + ", ".join(parts))
+    return out
 
 
 def _thresholds_line(report: dict[str, Any]) -> str:
