@@ -262,7 +262,7 @@ def load_baseline_thresholds(path: str, defect_types: Sequence[str]
 
 
 def _json_default(o: Any) -> Any:
-    """numpy scalars and tuples in a record (the trees' fingerprint) as plain JSON."""
+    """numpy scalars in a record (the trees' fingerprint) as plain JSON numbers."""
     if isinstance(o, np.generic):
         return o.item()
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")

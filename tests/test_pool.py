@@ -1,0 +1,64 @@
+"""Pooling evaluation reports: summed counts, intervals, and the refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamer.evaluation.pool import PoolError, main, pool
+
+DEFAULT = Path(__file__).resolve().parents[1] / "streamer" / "model" / "default"
+
+
+def _report(seed: int, caught: int, missed: int, fa: int, days: float,
+            model_id: str = "m1", threshold: float = 0.8) -> dict[str, Any]:
+    by_type = {"sticker": {"caught": caught, "missed": missed, "false_alarms": fa}}
+    return {"format": "streamer-evaluation", "model": {"model_id": model_id},
+            "defect_types": ["sticker"], "data": {"seed": seed},
+            "systems": {"model": {
+                "events": {"strand_days": days, "false_alarms": fa, "by_type": by_type},
+                "alarm_thresholds": {"alarm_by_type": {"sticker": threshold}}}}}
+
+
+def test_counts_are_summed_and_rates_carry_intervals() -> None:
+    p = pool([_report(1, 9, 1, 2, 2.0), _report(2, 18, 2, 4, 4.0)], ["a", "b"])
+    m = p["systems"]["model"]
+    assert m["strand_days"] == 6.0 and m["false_alarms"] == 6
+    assert m["false_alarms_per_strand_day"] == 1.0
+    lo, hi = m["false_alarms_per_strand_day_ci95"]
+    assert lo < 1.0 < hi
+    st = m["by_type"]["sticker"]
+    assert (st["caught"], st["missed"]) == (27, 3) and st["detection_rate"] == pytest.approx(0.9)
+    assert st["detection_rate_ci95"][0] < 0.9 < st["detection_rate_ci95"][1]
+    assert m["same_thresholds"]
+    p = pool([_report(1, 9, 1, 2, 2.0), _report(2, 9, 1, 2, 2.0, threshold=0.7)], ["a", "b"])
+    assert not p["systems"]["model"]["same_thresholds"]
+
+
+def test_refuses_another_model_or_the_same_heats_twice() -> None:
+    with pytest.raises(PoolError, match="model m2, not m1"):
+        pool([_report(1, 1, 0, 0, 1.0), _report(2, 1, 0, 0, 1.0, model_id="m2")], ["a", "b"])
+    with pytest.raises(PoolError, match="appears twice"):
+        pool([_report(1, 1, 0, 0, 1.0), _report(1, 1, 0, 0, 1.0)], ["a", "b"])
+
+
+def test_cli_on_the_shipped_reports_and_bad_files(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    reports = [str(DEFAULT / "eval_report.json"), str(DEFAULT / "eval_report_9201.json")]
+    out = tmp_path / "pool.json"
+    assert main([*reports, "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "seeds 9101, 9201" in text and "thresholds differ between reports" in text
+    p = json.loads(out.read_text())
+    singles = [json.loads(Path(r).read_text()) for r in reports]
+    assert p["systems"]["model"]["false_alarms"] == sum(
+        s["systems"]["model"]["events"]["false_alarms"] for s in singles)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something else"}')
+    assert main([reports[0], str(bad)]) == 2
+    assert "not a streamer evaluate report" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing.json")]) == 2
+    assert "cannot read" in capsys.readouterr().err
