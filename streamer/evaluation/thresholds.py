@@ -307,8 +307,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="--system gbt: as streamer evaluate's (default: the model's heats)")
     ap.add_argument("--gbt-train-seed", type=int, default=None,
                     help="--system gbt: as streamer evaluate's")
-    ap.add_argument("--gbt-stride", type=int, default=DEFAULT_STRIDE)
-    ap.add_argument("--gbt-max-windows", type=int, default=DEFAULT_MAX_WINDOWS)
+    ap.add_argument("--gbt-stride", type=int, default=DEFAULT_STRIDE,
+                    help=f"--system gbt: as streamer evaluate's (default {DEFAULT_STRIDE})")
+    ap.add_argument("--gbt-max-windows", type=int, default=DEFAULT_MAX_WINDOWS,
+                    help=f"--system gbt: as streamer evaluate's (default {DEFAULT_MAX_WINDOWS})")
     args = ap.parse_args(argv)
 
     def fail(msg: str) -> int:
