@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from streamer.evaluation.intervals import poisson_rate_ci, proportion_ci
+from streamer.json_file import read_json_object
 
 
 class PoolError(ValueError):
@@ -30,14 +31,10 @@ class PoolError(ValueError):
 
 
 def load_report(path: str) -> dict[str, Any]:
-    try:
-        rep = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise PoolError(f"{path}: cannot read ({exc.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PoolError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(rep, dict) or rep.get("format") != "streamer-evaluation":
-        raise PoolError(f"{path}: not a streamer evaluate report.json")
+    rep = read_json_object(path, PoolError, "a streamer evaluate report.json")
+    if rep.get("format") != "streamer-evaluation":
+        raise PoolError(f"{path}: not a streamer evaluate report.json (format "
+                        f"{rep.get('format')!r})")
     return rep
 
 

@@ -237,15 +237,9 @@ def load_baseline_thresholds(path: str, defect_types: Sequence[str]
     """(system, its per-type thresholds, the record) from a ``--system gbt|rules --json``
     file. Raises ThresholdError naming the file and the field."""
     from streamer.alarm.thresholds import ThresholdError, check_alarm_map
+    from streamer.json_file import read_json_object
 
-    try:
-        rec = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ThresholdError(f"{path}: cannot read ({exc.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ThresholdError(f"{path}: not a JSON threshold record ({exc})") from None
-    if not isinstance(rec, dict):
-        raise ThresholdError(f"{path}: not a JSON threshold record (not an object)")
+    rec = read_json_object(path, ThresholdError, "a JSON threshold record")
     system = rec.get("system")
     if system not in BASELINES:
         raise ThresholdError(f"{path}: system: must be one of {', '.join(BASELINES)} (a record "
