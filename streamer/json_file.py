@@ -1,8 +1,9 @@
-"""Read a JSON file whose top level is an object, with one-line errors a user can act on.
+"""JSON records other commands read: a reader with one-line errors, and a writer's default.
 
-The JSON twin of :mod:`streamer.yaml_file`, shared by the tools that read records other
-commands wrote (the baselines' threshold records, evaluation reports). Messages start
-``"{path}: "`` and are raised as the caller's own error class.
+:func:`read_json_object` is the JSON twin of :mod:`streamer.yaml_file`, shared by the tools
+that read records other commands wrote (the baselines' threshold records, evaluation
+reports); its messages start ``"{path}: "`` and are raised as the caller's own error class.
+:func:`json_default` is the ``default=`` of every record written with numpy values in it.
 """
 
 from __future__ import annotations
@@ -25,3 +26,17 @@ def read_json_object(path: str | Path, error_cls: type[Exception], what: str
     if not isinstance(data, dict):
         raise error_cls(f"{path}: not {what} (not an object)")
     return data
+
+
+def json_default(o: Any) -> Any:
+    """``json.dump(..., default=json_default)``: numpy scalars and arrays, sets (sorted) and
+    tuples as plain JSON."""
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, tuple)):
+        return sorted(o) if isinstance(o, set) else list(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")

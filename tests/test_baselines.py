@@ -200,3 +200,22 @@ def test_gbt_learns_a_separable_signal() -> None:
     g.fit(series[:3], min_fill=60, stride=2, max_windows=400)
     assert g.train_info["stride"] == 5 and g.train_info["windows_available"] == 3 * 541
     assert g.train_info["windows"] == 3 * len(range(59, N, 5)) <= 400
+
+
+def test_tree_fingerprint_survives_json_and_names_what_differs() -> None:
+    import json
+
+    import numpy as np
+
+    from streamer.evaluation.gbt_training import fingerprint_differences, training_fingerprint
+    from streamer.json_file import json_default
+
+    info = {"windows": np.int64(300), "stride": 3, "windows_available": 900, "features": 204,
+            "positives": {"sticker": 12}, "params": {"max_iter": 200},
+            "source": {"simulate": True, "seed": 11}, "fit_s": 1.5}
+    stored = json.loads(json.dumps(training_fingerprint(info), default=json_default))
+    assert "fit_s" not in stored  # timings are not part of which trees these are
+    assert fingerprint_differences(stored, info) == []
+    assert fingerprint_differences(stored, {**info, "stride": 2, "windows": 450}) == [
+        "stride", "windows"]
+    assert fingerprint_differences(None, info) == sorted(stored)

@@ -119,6 +119,7 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     from streamer import __version__
     from streamer.evaluation.data import SeedLeakError, check_heldout_seed, training_seeds
     from streamer.evaluation.gbt_training import manifest_seed
+    from streamer.json_file import json_default
     from streamer.model.checkpoint import CheckpointError, load_checkpoint
 
     if threads:
@@ -226,7 +227,12 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     gbt = None
     gbt_source: dict[str, Any] | None = None
     if baselines:
-        from streamer.evaluation.gbt_training import GbtSourceError, fit_gbt, gbt_training_heats
+        from streamer.evaluation.gbt_training import (
+            GbtSourceError,
+            fingerprint_differences,
+            fit_gbt,
+            gbt_training_heats,
+        )
 
         t0 = time.perf_counter()
         try:
@@ -241,7 +247,12 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
         gbt_source = source.source
         timings["gbt_train_s"] = time.perf_counter() - t0
         if "gbt" in baseline_records:
-            _check_same_trees(baseline_records["gbt"], gbt.train_info, fail)
+            rec = baseline_records["gbt"]
+            differ = fingerprint_differences(rec.get("gbt_train"), gbt.train_info)
+            if differ:
+                fail(f"{rec['file']}: its gbt thresholds were chosen for other trees than "
+                     f"these (they differ in {', '.join(differ)}); choose them again with the "
+                     "same --gbt-* options")
 
     # -- evaluate ----------------------------------------------------------------------------
     if progress:
@@ -348,28 +359,10 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
         "host": {"python": platform.python_version(), "torch": torch.__version__,
                  "torch_threads": torch.get_num_threads(), "cpus": _cpus()},
     }
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2, default=json_default))
     click.echo(format_table(report))
     click.echo(f"wrote {out_dir / 'report.json'} and {', '.join(p.name for p in plots)} "
                f"in {timings['total_s']:.0f} s")
-
-
-def _check_same_trees(record: dict[str, Any], train_info: dict[str, Any],
-                      fail: Any) -> None:
-    """Stop unless the trees just fitted are those the record's thresholds were chosen for."""
-    import json
-
-    from streamer.evaluation.gbt_training import training_fingerprint
-
-    def norm(d: Any) -> Any:
-        return json.loads(json.dumps(d, default=_json_default))
-
-    want, have = norm(record.get("gbt_train")), norm(training_fingerprint(train_info))
-    differ = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
-    if differ:
-        fail(f"{record['file']}: its gbt thresholds were chosen for other trees than these "
-             f"(they differ in {', '.join(differ)}); choose them again with the same "
-             "--gbt-* options")
 
 
 def _cpus() -> int | None:
@@ -379,15 +372,3 @@ def _cpus() -> int | None:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count()
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (set, tuple)):
-        return sorted(o) if isinstance(o, set) else list(o)
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")

@@ -142,3 +142,18 @@ def training_fingerprint(train_info: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("windows", "stride", "windows_available", "features", "positives", "params",
             "source")
     return {k: train_info.get(k) for k in keys}
+
+
+def fingerprint_differences(recorded: Mapping[str, Any] | None,
+                            train_info: Mapping[str, Any]) -> list[str]:
+    """The fingerprint keys in which fitted trees (``train_info``) differ from a recorded
+    fingerprint (as stored in JSON); [] when they are the same trees."""
+    import json
+
+    from streamer.json_file import json_default
+
+    def as_json(d: Any) -> Any:  # tuples -> lists, numpy -> plain, as the record stores them
+        return json.loads(json.dumps(d, default=json_default))
+
+    want, have = as_json(recorded or {}), as_json(training_fingerprint(train_info))
+    return sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))

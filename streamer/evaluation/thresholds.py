@@ -55,6 +55,7 @@ import numpy as np
 from streamer.alarm.thresholds import ResolvedThresholds
 from streamer.evaluation.data import REPORT_SEEDS
 from streamer.evaluation.gbt_training import DEFAULT_MAX_WINDOWS, DEFAULT_STRIDE
+from streamer.json_file import json_default, read_json_object
 
 TOTAL_BUDGET = 1.0  # false alarms per strand-day, all types (the project's quality bar)
 STICKER_SHARE = 0.6
@@ -237,7 +238,6 @@ def load_baseline_thresholds(path: str, defect_types: Sequence[str]
     """(system, its per-type thresholds, the record) from a ``--system gbt|rules --json``
     file. Raises ThresholdError naming the file and the field."""
     from streamer.alarm.thresholds import ThresholdError, check_alarm_map
-    from streamer.json_file import read_json_object
 
     rec = read_json_object(path, ThresholdError, "a JSON threshold record")
     system = rec.get("system")
@@ -253,13 +253,6 @@ def load_baseline_thresholds(path: str, defect_types: Sequence[str]
     alarm = {t: alarm[t] for t in defect_types}
     return system, ResolvedThresholds(tuple(defect_types), alarm,
                                       {t: SOURCE_BASELINE for t in defect_types}), rec
-
-
-def _json_default(o: Any) -> Any:
-    """numpy scalars in a record (the trees' fingerprint) as plain JSON numbers."""
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 
 def _budget_arg(text: str) -> tuple[str, float]:
@@ -407,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
                  system=args.system, gbt_train=gbt_train)
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump(rec, f, indent=2, default=_json_default)
+            json.dump(rec, f, indent=2, default=json_default)
     if args.write:
         try:
             mid = update_metadata(args.model, {"operating_thresholds": rec})
