@@ -96,7 +96,7 @@ class StartupError(Exception):
 
 
 class _Listener(ConsumerRebalanceListener):
-    def __init__(self, app: "Application"):
+    def __init__(self, app: Application):
         self.app = app
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -339,6 +339,10 @@ class Application:
             dec = self.decoder.decode_columns([m.key for m in msgs], [m.value for m in msgs])
             for i, rej in dec.rejected:
                 await self._dead_letter(tp, msgs[i], rej, cp)
+            # a failed thermocouple carried from the strand's previous reading, not its row
+            # mean: before the rows go into the buffer, which holds that reading
+            self.decoder.tc_fill.carry_poll(dec.values, dec.strands, dec.degraded,
+                                            self.buffers.last_values)
             n, start = len(dec.order), 0
             while start < n:
                 res = self.buffers.append_batch(dec.strands, dec.heats, dec.ts, dec.seq,
@@ -609,6 +613,8 @@ class Application:
                 chunk = records[i:i + 5000]
                 dec = self.decoder.decode_columns([m.key for m in chunk],
                                                   [m.value for m in chunk])
+                self.decoder.tc_fill.carry_poll(dec.values, dec.strands, dec.degraded,
+                                                self.buffers.last_values)
                 start = 0
                 while start < len(dec.order):  # nothing is gathered: just refill the rings
                     start = self.buffers.append_batch(dec.strands, dec.heats, dec.ts, dec.seq,

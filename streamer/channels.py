@@ -29,7 +29,7 @@ UNITS: dict[str, str] = {
 TC_UNIT = "degC"
 
 # Physical validity range of a copper-plate thermocouple (DOMAIN.md): outside it, the
-# sensor is faulty and its value is replaced by its row mean.
+# sensor is faulty and its value is filled from its row (streamer.consume.tc_fill).
 TC_VALID_RANGE: tuple[float, float] = (10.0, 250.0)
 
 DEFECT_TYPES: tuple[str, ...] = ("sticker", "crack", "slag")

@@ -193,3 +193,44 @@ async def test_bad_model_file_stops_start_up_naming_the_field(tmp_path: Path) ->
     app = Application(settings_for("127.0.0.1:1", "x", bad))
     assert await asyncio.wait_for(app.run(install_signal_handlers=False), 30) == 1
     assert isinstance(app._fatal, StartupError) and "model.path" in str(app._fatal)
+
+
+async def test_a_failed_thermocouple_is_carried_like_training_decodes_it(
+        bootstrap: str, topic_name: str, ckpt: Path) -> None:
+    """tc_r1_c1 (10 degC above its row) fails for seq 25-34; the first daemon reads seq 0-29,
+    a second one warms up from the log and reads on. Both the live path and the warm-up
+    fill the failure exactly as ``decode_series`` does for training and evaluation."""
+    import numpy as np
+
+    from streamer.consume.series import decode_series
+    from streamer.formats.reading import encode_reading
+    from tests.daemon_helpers import CHANNELS, values_at
+
+    t = topic_name
+    await create_topics(bootstrap, [t, f"{t}.alerts", f"{t}.dlq"], partitions=1)
+    rows = []
+    for seq in range(40):
+        v: dict[str, float | None] = dict(values_at(seq))
+        v["tc_r1_c1"] = None if 25 <= seq < 35 else v["tc_r1_c1"] + 10.0  # type: ignore[operator]
+        rows.append(v)
+    recs = [(b"C1-S1", encode_reading("C1-S1", "C1-H00001", 1_764_000_000.0 + q, q, v))
+            for q, v in enumerate(rows)]
+    await produce(bootstrap, t, recs[:30])
+    app = Application(settings_for(bootstrap, t, ckpt))
+    assert await run_until(app, lambda: app.stats.evaluations >= 26) == 0
+    await produce(bootstrap, t, recs[30:])
+    app2 = Application(settings_for(bootstrap, t, ckpt))
+    assert await run_until(app2, lambda: app2.stats.evaluations >= 10) == 0
+
+    series = np.array([[np.nan if v[c] is None else v[c] for c in CHANNELS] for v in rows])
+    want, keep, filled = decode_series(series, CHANNELS)
+    assert keep.all() and filled == 10
+    st = app2.buffers.state("C1-S1")
+    assert st is not None and st.total == 40
+    got = app2.buffers.data[st.slot, np.arange(20, 40) % app2.buffers.capacity]
+    np.testing.assert_allclose(got, want[20:], rtol=0, atol=1e-4)
+    j = CHANNELS.index("tc_r1_c1")
+    assert abs(float(got[5, j]) - series[24, j]) < 1.0  # carried: no 10 degC step down
+    alerts = [orjson.loads(m.value) for m in await consume_all(bootstrap, f"{t}.alerts", 36)]
+    assert {a["seq"] for a in alerts if a["degraded_channels"] == ["tc_r1_c1"]} == set(
+        range(25, 35))

@@ -15,7 +15,6 @@ from streamer.evaluation.alarms import (
 from streamer.evaluation.data import (
     SeedLeakError,
     check_heldout_seed,
-    decode_like_daemon,
     training_seeds,
 )
 from streamer.evaluation.events import Raise, TruthEvent, score_events
@@ -211,32 +210,6 @@ def test_seed_leak_refused() -> None:
     assert check_heldout_seed(9001, {"data_seeds": [0, 3]}) == []
     warnings = check_heldout_seed(9001, {})
     assert len(warnings) == 1 and "no training data seed" in warnings[0]
-
-
-def test_decode_like_daemon_matches_the_decoder() -> None:
-    import orjson
-
-    from streamer.channels import ChannelLayout
-    from streamer.consume.decode import ReadingDecoder
-
-    channels = list(ChannelLayout(2, 3).channels)
-    rng = np.random.default_rng(1)
-    v = np.column_stack([np.full(6, 1.2), np.zeros(6), np.full(6, 25.0), np.full(6, 3500.0),
-                         np.full(6, 7.0), rng.uniform(120, 180, (6, 6))])
-    v[1, 5] = np.nan  # missing TC
-    v[2, 7] = 300.0  # out of range TC
-    v[3, 9:11] = [2.0, 400.0]  # two bad TCs in row 2
-    v[4, 8:11] = np.nan  # a whole row invalid -> rejected
-    v[5, 0] = np.nan  # a process tag missing -> rejected
-    out, keep, replaced = decode_like_daemon(v, channels)
-    assert keep.tolist() == [True, True, True, True, False, False]
-    assert replaced == 4
-    dec = ReadingDecoder(channels)
-    for i in range(4):
-        vals = {c: (None if np.isnan(x) else float(x)) for c, x in zip(channels, v[i])}
-        doc = {"v": 1, "strand": "A", "heat": "H1", "ts": float(i), "seq": i, "values": vals}
-        r = dec.decode(None, orjson.dumps(doc))
-        np.testing.assert_allclose(out[i], r.values, rtol=1e-6)
 
 
 def test_exact_intervals_match_known_values_and_contain_the_estimate() -> None:

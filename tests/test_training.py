@@ -29,7 +29,6 @@ from streamer.training.data import (
     WindowSampler,
     categorise,
     category_names,
-    decode_like_daemon,
     evident_step,
     input_stats_from_segments,
     mark_unevident,
@@ -192,34 +191,6 @@ def test_ignored_windows_leave_metrics_and_loss_alone() -> None:
     z2 = z.copy()
     z2[2, 0] = 9.0  # whatever the model says on an ignored window
     assert window_metrics(y, z2, ("sticker", "crack", "slag")) == m
-
-
-# --- decoding like the daemon ---------------------------------------------------------------
-
-def test_decode_matches_the_daemon_decoder(small_heats: HeatSet) -> None:
-    from streamer.consume.decode import ReadingDecoder
-
-    channels = small_heats.channels
-    _, _, v = small_heats.strand_arrays("C1-S1")
-    v = v[:400].copy()
-    rng = np.random.default_rng(1)
-    tc = [i for i, c in enumerate(channels) if c.startswith("tc_")]
-    for r in rng.choice(400, 60, replace=False):
-        for c in rng.choice(tc, 3, replace=False):
-            v[r, c] = rng.choice([np.nan, 0.5, 300.0, -5.0])
-    v[7, [i for i, c in enumerate(channels) if c.startswith("tc_r2_")]] = np.nan  # a whole row
-    v[9, 0] = np.nan  # casting speed missing
-    got, keep = decode_like_daemon(v, channels)
-    assert not keep[7] and not keep[9] and keep.sum() == 398
-    dec = ReadingDecoder(channels)
-    for r in range(400):
-        doc = {"v": 1, "strand": "C1-S1", "heat": "h", "ts": 1.0 + r, "seq": r,
-               "values": {c: (None if np.isnan(x) else float(x)) for c, x in zip(channels, v[r])}}
-        out = dec.decode(None, json.dumps(doc).encode())
-        if keep[r]:
-            np.testing.assert_allclose(got[r], out.values, rtol=0, atol=1e-4)
-        else:
-            assert not hasattr(out, "values")
 
 
 # --- split -----------------------------------------------------------------------------------

@@ -187,6 +187,14 @@ class StrandBuffers:
     def state(self, strand: str) -> StrandState | None:
         return self.strands.get(strand)
 
+    def last_values(self, strand: str) -> np.ndarray | None:
+        """The strand's last stored reading [F] (a view), or None for an unknown strand: what
+        a failed thermocouple of its next reading is carried from (``consume.tc_fill``)."""
+        slot = self._slot_of.get(strand)
+        if slot is None or self._total[slot] == 0:
+            return None
+        return self.data[slot, (self._total[slot] - 1) % self.capacity]
+
     def append(self, strand: str, heat: str, ts: float, seq: int, values: np.ndarray,
                now: float, partition: int = -1) -> tuple[int, WindowRef | None]:
         """Add one reading. Returns (AppendResult code, the window now due or None)."""

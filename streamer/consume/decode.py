@@ -19,7 +19,8 @@ import numpy as np
 import orjson
 from msgspec.structs import astuple
 
-from streamer.channels import PROCESS_CHANNELS, STRAND_ID_RE, TC_VALID_RANGE, parse_tc_name
+from streamer.channels import PROCESS_CHANNELS, STRAND_ID_RE, TC_VALID_RANGE
+from streamer.consume.tc_fill import TcFill
 
 MAX_MESSAGE_BYTES = 64 * 1024
 SEQ_MAX = 2**63 - 1  # seq is stored as int64
@@ -40,8 +41,8 @@ class Reading:
     heat: str
     ts: float
     seq: int
-    values: np.ndarray  # float32 [F] in the model's channel order, degraded TCs replaced
-    degraded: tuple[str, ...]  # channels replaced by their row mean
+    values: np.ndarray  # float32 [F] in the model's channel order, degraded TCs filled
+    degraded: tuple[str, ...]  # thermocouples filled by their row mean (streamer.consume.tc_fill)
 
 
 @dataclass(slots=True)
@@ -57,14 +58,8 @@ class ReadingDecoder:
         self.channels = tuple(channels)
         self.max_bytes = max_bytes
         self._process_idx = [i for i, c in enumerate(self.channels) if c in PROCESS_CHANNELS]
-        rows: dict[int, list[int]] = {}
-        for i, c in enumerate(self.channels):
-            rc = parse_tc_name(c)
-            if rc is not None:
-                rows.setdefault(rc[0], []).append(i)
-        self._rows = [np.array(ix, dtype=np.intp) for _, ix in sorted(rows.items())]
-        self._tc_idx = (np.concatenate(self._rows) if self._rows
-                        else np.zeros(0, dtype=np.intp))
+        self.tc_fill = TcFill(self.channels)
+        self._tc_idx = self.tc_fill.tc_idx
         self._lo, self._hi = TC_VALID_RANGE
 
     def decode(self, key: bytes | None, value: bytes | None) -> Reading | Rejected:
@@ -134,17 +129,11 @@ class ReadingDecoder:
             tc = arr[self._tc_idx]
             ok = (tc >= self._lo) & (tc <= self._hi)  # NaN compares false: degraded
             if not ok.all():
-                names = []
-                for row in self._rows:
-                    r = arr[row]
-                    good = (r >= self._lo) & (r <= self._hi)
-                    if not good.any():
-                        return Rejected("range", "every thermocouple of a row is outside "
-                                        f"{TC_VALID_RANGE} degC or missing")
-                    if not good.all():
-                        arr[row[~good]] = r[good].mean()
-                        names += [self.channels[i] for i in row[~good]]
-                degraded = tuple(names)
+                filled = self.tc_fill.row_mean(arr)
+                if filled is None:
+                    return Rejected("range", "every thermocouple of a row is outside "
+                                    f"{TC_VALID_RANGE} degC or missing")
+                degraded = filled
         if not np.isfinite(arr).all():  # huge ints overflow to inf in float32 below
             return Rejected("range", "non-finite value")
         return Reading(strand, heat, ts, seq, arr.astype(np.float32), degraded)
@@ -164,7 +153,7 @@ class DecodedBatch:
     ts: np.ndarray  # [n] float64
     seq: np.ndarray  # [n] int64
     values: np.ndarray  # [n, F] float32
-    degraded: dict[int, tuple[str, ...]]  # row in this batch -> channels replaced
+    degraded: dict[int, tuple[str, ...]]  # row in this batch -> thermocouples filled
     rejected: list[tuple[int, Rejected]]
 
 

@@ -1,10 +1,9 @@
 """Held-out heats as the daemon sees them: decoded readings, per-strand series, truth.
 
-The daemon's decoder (``streamer.consume.decode.ReadingDecoder``) replaces a thermocouple
-outside the valid range (or missing) by the mean of the valid thermocouples of its row
-and drops a reading whose process tags are missing or implausible or whose whole TC row
-is invalid. :func:`decode_like_daemon` applies exactly these rules to a whole series at
-once, so the model, the rules and the trees are scored on what the daemon would feed them.
+The daemon drops a reading whose process tags are missing or implausible or whose whole
+TC row is invalid, and fills a failed thermocouple from its row (``streamer.consume.tc_fill``).
+:func:`streamer.consume.series.decode_series` applies exactly these rules to a whole series
+at once, so the model, the rules and the trees are scored on what the daemon would feed them.
 """
 
 from __future__ import annotations
@@ -15,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from simulators.heatfile import HeatSet
-from streamer.channels import PROCESS_CHANNELS, TC_VALID_RANGE, parse_tc_name
+from streamer.consume.series import decode_series
+from streamer.consume.tc_fill import TcFill
 from streamer.evaluation.events import TruthEvent
 
 # Names under which a checkpoint's metadata may record the simulator seed(s) it was trained
@@ -86,42 +86,6 @@ def check_heldout_seed(heldout_seed: int | None, metadata: dict) -> list[str]:
     return warnings
 
 
-def decode_like_daemon(values: np.ndarray, channels: Sequence[str]
-                       ) -> tuple[np.ndarray, np.ndarray, int]:
-    """(values with invalid TCs replaced by their row mean, keep mask [N], TCs replaced).
-
-    ``keep`` is False for readings the daemon rejects (a process tag missing, outside its
-    plausibility bounds, or every thermocouple of a row invalid)."""
-    from streamer.consume.decode import PROCESS_BOUNDS
-
-    v = np.array(values, dtype=np.float64, copy=True)
-    keep = np.ones(len(v), dtype=bool)
-    for i, c in enumerate(channels):
-        if c in PROCESS_CHANNELS:
-            lo, hi = PROCESS_BOUNDS[c]
-            keep &= (v[:, i] >= lo) & (v[:, i] <= hi)  # NaN compares false
-    rows: dict[int, list[int]] = {}
-    for i, c in enumerate(channels):
-        rc = parse_tc_name(c)
-        if rc is not None:
-            rows.setdefault(rc[0], []).append(i)
-    lo, hi = TC_VALID_RANGE
-    replaced = 0
-    for _, ix in sorted(rows.items()):
-        r = v[:, ix]
-        good = (r >= lo) & (r <= hi)
-        n_good = good.sum(1)
-        keep &= n_good > 0
-        bad = ~good & (n_good > 0)[:, None]
-        if bad.any():
-            mean = np.where(good, r, 0.0).sum(1) / np.maximum(n_good, 1)
-            r = np.where(bad, mean[:, None], r)
-            v[:, ix] = r
-            replaced += int(bad.sum())
-    keep &= np.isfinite(v).all(1)
-    return v.astype(np.float32), keep, replaced
-
-
 @dataclass
 class StrandSeries:
     """One strand's decoded readings (time order) and the labels of the window ending at each."""
@@ -142,14 +106,15 @@ def load_series(heats: HeatSet, channels: Sequence[str], defect_types: Sequence[
 
     segs = load_segments(heats, defect_types=defect_types, channels=list(channels))
     out, dropped, replaced = [], 0, 0
+    fill = TcFill(channels)
     for s in segs:
-        v, keep, n = decode_like_daemon(s.values, channels)
+        v, keep, n = decode_series(s.values, channels, fill)
         replaced += n
         dropped += int((~keep).sum())
         out.append(StrandSeries(s.strand, s.ts[keep], v[keep], s.labels[keep]))
-    return out, {"readings_rejected": dropped, "tc_values_replaced_by_row_mean": replaced}
+    return out, {"readings_rejected": dropped, "tc_values_filled": replaced}
 
 
-def truth_events(table) -> list[TruthEvent]:  # noqa: ANN001 (pyarrow table)
+def truth_events(table) -> list[TruthEvent]:
     return [TruthEvent(e["event_id"], e["strand"], e["type"], float(e["onset_ts"]),
                        float(e["critical_ts"])) for e in table.to_pylist()]

@@ -16,7 +16,7 @@ class Metrics:
         self.dropped = Counter("streamer_readings_dropped", "Valid readings not buffered",
                                ["reason"], registry=r)
         self.degraded = Counter("streamer_degraded_readings", "Readings with thermocouples "
-                                "replaced by their row mean", registry=r)
+                                "filled from their row", registry=r)
         self.window_restarts = Counter("streamer_window_restarts", "Windows restarted after a "
                                        "gap in a strand's readings", registry=r)
         self.evictions = Counter("streamer_strands_evicted", "Idle strands evicted", registry=r)

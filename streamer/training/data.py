@@ -6,8 +6,8 @@ Steps, in order:
    every source keeps its manifest's seed and config for the checkpoint metadata.
 2. :func:`prepare_segments` turns each source into per-strand segments
    (:func:`streamer.training.windows.load_segments`, labels from the events), decodes the
-   readings exactly like the daemon (:func:`decode_like_daemon`), and tags each step with a
-   sampling category (positive per type, near an event, during a hard negative, background).
+   readings exactly like the daemon (:func:`streamer.consume.series.decode_series`), and
+   tags each step with a sampling category (positive per type, near an event, during a hard negative, background).
    With several sources, strand and heat ids are prefixed ``s{i}:`` so that equal ids from
    different folders stay apart in the split.
 3. :class:`WindowSampler` draws an epoch's windows from the training segments with
@@ -26,11 +26,11 @@ import numpy as np
 from simulators.heatfile import HeatSet
 from streamer.channels import (
     DEFECT_TYPES,
-    PROCESS_CHANNELS,
-    TC_VALID_RANGE,
     parse_tc_name,
     tc_name,
 )
+from streamer.consume.series import decode_series
+from streamer.consume.tc_fill import TcFill
 from streamer.evaluation.rolling import rmean
 from streamer.evaluation.rules import RuleSettings, level_swing, steps
 from streamer.training.windows import Segment, load_segments
@@ -83,39 +83,6 @@ def load_sources(data_dirs: Sequence[str | Path] = (), *, simulate: bool = False
         hs = generate(cfg)
         out.append(Source("simulate", hs, cfg.seed, cfg.model_dump(mode="json")))
     return out
-
-
-def decode_like_daemon(values: np.ndarray, channels: Sequence[str]
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """The daemon decoder's rules (``streamer.consume.decode``) on a whole series at once.
-
-    A thermocouple outside ``TC_VALID_RANGE`` or missing is replaced by the mean of the
-    valid thermocouples of its row; a reading is dropped (``keep`` False) when a process tag
-    is missing or outside its plausibility bounds, or a whole TC row is invalid.
-    Returns (values float32 [N, F], keep bool [N]).
-    """
-    from streamer.consume.decode import PROCESS_BOUNDS
-
-    v = np.array(values, dtype=np.float64, copy=True)
-    keep = np.ones(len(v), dtype=bool)
-    rows: dict[int, list[int]] = {}
-    for i, c in enumerate(channels):
-        if c in PROCESS_CHANNELS:
-            lo, hi = PROCESS_BOUNDS[c]
-            keep &= (v[:, i] >= lo) & (v[:, i] <= hi)  # NaN compares false
-        rc = parse_tc_name(c)
-        if rc is not None:
-            rows.setdefault(rc[0], []).append(i)
-    lo, hi = TC_VALID_RANGE
-    for _, ix in sorted(rows.items()):
-        r = v[:, ix]
-        good = (r >= lo) & (r <= hi)
-        n_good = good.sum(1)
-        keep &= n_good > 0
-        mean = np.where(good, r, 0.0).sum(1) / np.maximum(n_good, 1)
-        v[:, ix] = np.where(good, r, mean[:, None])
-    keep &= np.isfinite(v).all(1)
-    return v.astype(np.float32), keep
 
 
 def _intervals(rows: list[dict[str, Any]], strand: str) -> list[tuple[float, float]]:
@@ -215,6 +182,7 @@ def prepare_segments(sources: list[Source], channels: Sequence[str],
         raise ValueError(f"evident_types: unknown defect types {sorted(unknown)}")
     out: list[TrainSegment] = []
     stats = {"readings": 0, "readings_dropped": 0}
+    fill = TcFill(channels)
     for si, src in enumerate(sources):
         have = src.heats.channels
         missing = [c for c in channels if c not in have]
@@ -225,7 +193,7 @@ def prepare_segments(sources: list[Source], channels: Sequence[str],
         events = src.heats.events.to_pylist()  # once per source, not once per strand
         nuisances = src.heats.nuisances.to_pylist()
         for seg in load_segments(src.heats, defect_types, list(channels)):
-            v, keep = decode_like_daemon(seg.values, channels)
+            v, keep, _ = decode_series(seg.values, channels, fill)
             stats["readings"] += len(seg)
             stats["readings_dropped"] += int((~keep).sum())
             seg = Segment(seg.strand, seg.heats[keep], seg.ts[keep], v[keep], seg.labels[keep])
