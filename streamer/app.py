@@ -4,7 +4,8 @@ The checkpoint order, in one place (cf. Quix Streams' checkpointing):
 
 1. poll a batch of records (``getmany``); decode each; bad ones go to the dead-letter topic
    at once (their delivery futures join the batch's checkpoint);
-2. append good readings to the strands' ring buffers; snapshot every window now due;
+2. fill failed thermocouples from each strand's previous reading (``consume.tc_fill``), append
+   good readings to the strands' ring buffers; snapshot every window now due;
 3. the inference task batches due windows across polls (``max_batch``, ``max_delay_ms``)
    and runs the model in ONE dedicated thread;
 4. alarm states turn probabilities into levels and raised/cleared events; alerts are handed

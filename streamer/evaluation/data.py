@@ -31,8 +31,10 @@ SEED_SECTIONS = ("data", "dataset", "train_data", "val_data")
 # choose anything (thresholds, candidates). 9001 reported every model up to 5ac19ef103ad and
 # was then seen while choosing thresholds, so later models report on 9101. 9101's report was
 # read before the baselines had thresholds of their own, so the like-for-like comparison
-# (every system at thresholds chosen on the development seed 8001) reports on 9201.
-REPORT_SEEDS = frozenset({9001, 9101, 9201})
+# (every system at thresholds chosen on the development seed 8001) reports on 9201. The false
+# alarms found on 9201 (failed thermocouples among them) shaped the carried fill of failed
+# thermocouples, so the first report with it is on 9301.
+REPORT_SEEDS = frozenset({9001, 9101, 9201, 9301})
 
 
 def training_seeds(metadata: dict) -> set[int]:
