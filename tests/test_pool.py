@@ -47,15 +47,20 @@ def test_refuses_another_model_or_the_same_heats_twice() -> None:
 
 def test_cli_on_the_shipped_reports_and_bad_files(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    reports = [str(DEFAULT / "eval_report.json"), str(DEFAULT / "eval_report_9201.json")]
+    reports = [str(DEFAULT / f"eval_report{s}.json") for s in ("", "_9201", "_9301")]
     out = tmp_path / "pool.json"
     assert main([*reports, "--json", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "seeds 9101, 9201" in text and "thresholds differ between reports" in text
+    assert "seeds 9101, 9201, 9301" in text and "thresholds differ" not in text
     p = json.loads(out.read_text())
     singles = [json.loads(Path(r).read_text()) for r in reports]
     assert p["systems"]["model"]["false_alarms"] == sum(
         s["systems"]["model"]["events"]["false_alarms"] for s in singles)
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(_report(1, 9, 1, 2, 2.0)))
+    b.write_text(json.dumps(_report(2, 9, 1, 2, 2.0, threshold=0.7)))
+    assert main([str(a), str(b)]) == 0
+    assert "thresholds differ between reports" in capsys.readouterr().out
     bad = tmp_path / "bad.json"
     bad.write_text('{"format": "something else"}')
     assert main([reports[0], str(bad)]) == 2

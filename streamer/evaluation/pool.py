@@ -7,7 +7,7 @@ size; every report must score the same model (model id) and defect types, and no
 appear twice (the same heats counted twice would fake precision).
 
     python -m streamer.evaluation.pool streamer/model/default/eval_report.json \\
-        streamer/model/default/eval_report_9201.json
+        streamer/model/default/eval_report_9201.json streamer/model/default/eval_report_9301.json
 
 Note: each report scores systems at the thresholds it records (``settings``); pooling reports
 made at different thresholds is allowed but printed, so that the reader knows.
