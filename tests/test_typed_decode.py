@@ -214,3 +214,18 @@ def test_typed_values_are_the_per_record_values_bit_for_bit() -> None:
         r = single.decode(k, v)
         assert out.values[row].tobytes() == r.values.tobytes()  # type: ignore[union-attr]
         assert out.ts[row].tobytes() == np.float64(r.ts).tobytes()  # type: ignore[union-attr]
+
+
+def test_the_bench_can_fail_a_share_of_thermocouples() -> None:
+    """``ingest_cost --failed-tc``: that share of readings carries a null tc_r1_c1, and each
+    one decodes as a degraded reading (the per-record path), none rejected."""
+    dec = BatchDecoder(CHANNELS)
+    n = degraded = 0
+    for poll in build_polls(strands=16, per_strand=50, max_records=400, failed_tc=0.2):
+        for msgs in poll.values():
+            out = dec.decode_columns([m.key for m in msgs], [m.value for m in msgs])
+            assert not out.rejected
+            assert set(out.degraded.values()) <= {("tc_r1_c1",)}
+            n += len(msgs)
+            degraded += len(out.degraded)
+    assert n == 800 and 0.15 < degraded / n < 0.25

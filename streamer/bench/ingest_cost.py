@@ -34,11 +34,20 @@ Poll = dict[TopicPartition, list[ConsumerRecord]]
 
 
 def build_polls(strands: int = 64, per_strand: int = 400, partitions: int = 8,
-                max_records: int = 5_000, topic: str = "caster.readings") -> list[Poll]:
-    """The bench's readings as ``getmany`` would hand them over: by partition, in offset order."""
+                max_records: int = 5_000, topic: str = "caster.readings",
+                failed_tc: float = 0.0) -> list[Poll]:
+    """The bench's readings as ``getmany`` would hand them over: by partition, in offset order.
+    ``failed_tc``: the share of readings whose thermocouple tc_r1_c1 is null (a failed sensor:
+    the per-record decode path and the carried fill)."""
     names = strand_names(strands)
     seqs = np.arange(per_strand)
     msgs = messages(names, seqs, 1.7e9 + seqs.astype(np.float64))
+    if failed_tc > 0:
+        rng = np.random.default_rng(1)
+        for i in np.flatnonzero(rng.random(len(msgs)) < failed_tc).tolist():
+            doc = orjson.loads(msgs[i][1])
+            doc["values"]["tc_r1_c1"] = None
+            msgs[i] = (msgs[i][0], orjson.dumps(doc))
     by_part: list[list[ConsumerRecord]] = [[] for _ in range(partitions)]
     part_of = {n.encode(): i % partitions for i, n in enumerate(names)}
     for k, v in msgs:
@@ -119,20 +128,25 @@ def main() -> None:
     ap.add_argument("--hop", type=int, default=10**9,
                     help="a window is due every HOP readings (default: never, as section 2; "
                     "1: every reading, windows gathered but not evaluated)")
+    ap.add_argument("--failed-tc", type=float, default=0.0, metavar="SHARE",
+                    help="share of readings with a failed (null) thermocouple, 0-1 (default 0)")
     ap.add_argument("--profile", action="store_true",
                     help="run the handler under cProfile and print the top functions")
     a = ap.parse_args()
     if a.profile:
         import cProfile
         import pstats
-        polls = build_polls(a.strands, a.per_strand)
+        polls = build_polls(a.strands, a.per_strand, failed_tc=a.failed_tc)
         with cProfile.Profile() as prof:
             _run(polls, a.hop)
         pstats.Stats(prof).sort_stats("tottime").print_stats(15)
         return
-    r = measure(a.repeat, a.hop, strands=a.strands, per_strand=a.per_strand)
+    if not 0.0 <= a.failed_tc <= 1.0:
+        ap.error(f"--failed-tc must be in [0, 1], got {a.failed_tc}")
+    r = measure(a.repeat, a.hop, strands=a.strands, per_strand=a.per_strand,
+                failed_tc=a.failed_tc)
     print(f"{r['readings']:,} readings in {r['polls']} polls, hop {r['hop']:,}, "
-          f"best of {a.repeat}:")
+          f"{a.failed_tc:.0%} with a failed thermocouple, best of {a.repeat}:")
     print(f"  poll handler (decode + validate + buffer)  {r['handle_us']:.2f} us/reading")
     print(f"  orjson.loads alone (the raw client's share) {r['loads_us']:.2f} us/reading")
     print(f"  what the daemon adds (handler - loads)      {r['own_us']:.2f} us/reading")

@@ -40,6 +40,10 @@ class TcFill:
         self.rows = [np.array(ix, dtype=np.intp) for _, ix in sorted(rows.items())]
         self.tc_idx = np.concatenate(self.rows) if self.rows else np.zeros(0, dtype=np.intp)
         self._index = {c: i for i, c in enumerate(self.channels)}
+        self._row_of = {int(i): k for k, row in enumerate(self.rows) for i in row}
+        # (good, gone) index pairs per affected row, by the tuple of failed channels: a failed
+        # sensor stays failed for many readings, so the same tuple comes back
+        self._plans: dict[tuple[str, ...], list[tuple[np.ndarray, np.ndarray]]] = {}
         self.lo, self.hi = TC_VALID_RANGE
 
     def invalid(self, values: np.ndarray) -> np.ndarray:
@@ -70,12 +74,14 @@ class TcFill:
         """Replace ``cur``'s invalid thermocouples (float32 [F], in place) by their value in
         ``prev`` (the strand's previous reading, as stored) moved by the change since then of
         the mean of the thermocouples of their row that are valid in ``cur``."""
-        for row in self.rows:
-            b = bad[row]
-            if not b.any():
-                continue
-            good, gone = row[~b], row[b]
-            shift = cur[good].mean(dtype=np.float64) - prev[good].mean(dtype=np.float64)
+        self._apply(cur, prev, [(row[~b], row[b]) for row in self.rows if (b := bad[row]).any()])
+
+    @staticmethod
+    def _apply(cur: np.ndarray, prev: np.ndarray,
+               plan: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        for good, gone in plan:
+            shift = (np.add.reduce(cur[good], dtype=np.float64)
+                     - np.add.reduce(prev[good], dtype=np.float64)) / len(good)
             cur[gone] = prev[gone] + shift
 
     def carry_poll(self, values: np.ndarray, strands: Sequence[str],
@@ -98,10 +104,25 @@ class TcFill:
                 j = seen.get(s)
                 prev = values[j] if j is not None else last(s)
                 if prev is not None:
-                    bad = np.zeros(len(self.channels), dtype=bool)
-                    bad[[self._index[c] for c in names]] = True
-                    self.carry(values[i], prev, bad)
+                    self._apply(values[i], prev, self._plan(names))
             seen[s] = i
+
+    def _plan(self, names: tuple[str, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(valid, failed) indices of each row that ``names`` touch, as :meth:`carry` forms
+        them from a mask."""
+        plan = self._plans.get(names)
+        if plan is None:
+            gone_by_row: dict[int, list[int]] = {}
+            for c in names:
+                i = self._index[c]
+                gone_by_row.setdefault(self._row_of[i], []).append(i)
+            plan = []
+            for k, gone in sorted(gone_by_row.items()):
+                row = self.rows[k]
+                plan.append((row[~np.isin(row, gone)], row[np.isin(row, gone)]))
+            if len(self._plans) < 4096:
+                self._plans[names] = plan
+        return plan
 
 
 def fill_series(fill: TcFill, values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, int]:
