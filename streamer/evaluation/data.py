@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -117,6 +118,6 @@ def load_series(heats: HeatSet, channels: Sequence[str], defect_types: Sequence[
     return out, {"readings_rejected": dropped, "tc_values_filled": replaced}
 
 
-def truth_events(table) -> list[TruthEvent]:
+def truth_events(table: Any) -> list[TruthEvent]:  # a pyarrow Table of events or nuisances
     return [TruthEvent(e["event_id"], e["strand"], e["type"], float(e["onset_ts"]),
                        float(e["critical_ts"])) for e in table.to_pylist()]

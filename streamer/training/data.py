@@ -7,7 +7,8 @@ Steps, in order:
 2. :func:`prepare_segments` turns each source into per-strand segments
    (:func:`streamer.training.windows.load_segments`, labels from the events), decodes the
    readings exactly like the daemon (:func:`streamer.consume.series.decode_series`), and
-   tags each step with a sampling category (positive per type, near an event, during a hard negative, background).
+   tags each step with a sampling category (positive per type, near an event, during a hard
+   negative, background).
    With several sources, strand and heat ids are prefixed ``s{i}:`` so that equal ids from
    different folders stay apart in the split.
 3. :class:`WindowSampler` draws an epoch's windows from the training segments with
