@@ -42,7 +42,7 @@ from streamer.batch.batcher import DynamicBatcher
 from streamer.buffer.ring import AppendResult, StrandBuffers, WindowRef
 from streamer.commit.tracker import Checkpoint, CommitTracker, DeliveryFailed
 from streamer.config import Settings
-from streamer.consume.decode import BatchDecoder, Rejected
+from streamer.consume.decode import BatchDecoder, DecodedBatch, Rejected
 from streamer.consume.warmup import warm_up_partition
 from streamer.formats.alert import ALERT_VERSION, LEVELS, encode_alert
 from streamer.infer.engine import InferenceEngine, InferResult
@@ -337,13 +337,9 @@ class Application:
         items: list[WorkItem] = []
         for tp, msgs in batch.items():
             self.stats.records += len(msgs)
-            dec = self.decoder.decode_columns([m.key for m in msgs], [m.value for m in msgs])
+            dec = self._decode(msgs)
             for i, rej in dec.rejected:
                 await self._dead_letter(tp, msgs[i], rej, cp)
-            # a failed thermocouple carried from the strand's previous reading, not its row
-            # mean: before the rows go into the buffer, which holds that reading
-            self.decoder.tc_fill.carry_poll(dec.values, dec.strands, dec.degraded,
-                                            self.buffers.last_values)
             n, start = len(dec.order), 0
             while start < n:
                 res = self.buffers.append_batch(dec.strands, dec.heats, dec.ts, dec.seq,
@@ -380,6 +376,16 @@ class Application:
         self.metrics.pending.set(self._pending_windows)
         if self._pending_windows > self.settings.batch.max_pending_windows and not self._paused:
             self._set_paused(True)
+
+    def _decode(self, msgs: list[Any]) -> DecodedBatch:
+        """Decode records of one partition; a failed thermocouple is then carried from its
+        strand's previous reading, not left at its row mean: before the rows go into the
+        buffer, which holds that reading (``consume.tc_fill``). The live path and the
+        warm-up both come here, so the buffers hold the same values either way."""
+        dec = self.decoder.decode_columns([m.key for m in msgs], [m.value for m in msgs])
+        self.decoder.tc_fill.carry_poll(dec.values, dec.strands, dec.degraded,
+                                        self.buffers.last_values)
+        return dec
 
     def _snapshot(self, refs: list[WindowRef], metas: list[WindowMeta], cp: Checkpoint
                   ) -> list[WorkItem]:
@@ -612,10 +618,7 @@ class Application:
             now = time.monotonic()
             for i in range(0, len(records), 5000):
                 chunk = records[i:i + 5000]
-                dec = self.decoder.decode_columns([m.key for m in chunk],
-                                                  [m.value for m in chunk])
-                self.decoder.tc_fill.carry_poll(dec.values, dec.strands, dec.degraded,
-                                                self.buffers.last_values)
+                dec = self._decode(chunk)
                 start = 0
                 while start < len(dec.order):  # nothing is gathered: just refill the rings
                     start = self.buffers.append_batch(dec.strands, dec.heats, dec.ts, dec.seq,

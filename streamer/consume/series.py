@@ -34,6 +34,6 @@ def decode_series(values: np.ndarray, channels: Sequence[str], fill: TcFill | No
     bad = fill.invalid(v)
     for row in fill.rows:
         keep &= ~bad[:, row].all(1)
-    out, filled = fill_series(fill, v, keep)
+    out, filled = fill_series(fill, v, keep, bad)
     finite = np.isfinite(out).all(1)
     return out, keep & finite, filled

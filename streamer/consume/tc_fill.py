@@ -125,14 +125,16 @@ class TcFill:
         return plan
 
 
-def fill_series(fill: TcFill, values: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, int]:
+def fill_series(fill: TcFill, values: np.ndarray, keep: np.ndarray, invalid: np.ndarray
+                ) -> tuple[np.ndarray, int]:
     """One strand's series (float64 [N, F], time order) with its invalid thermocouples filled
-    as the daemon fills them; ``keep`` marks the readings the daemon would accept (the
-    previous reading of one is the previous kept one). Returns (float32 [N, F], number of
-    values filled among the kept readings). Rows a whole of which is invalid are left as
-    they are: ``keep`` must already exclude them."""
+    as the daemon fills them; ``invalid`` is :meth:`TcFill.invalid` of ``values``, ``keep``
+    marks the readings the daemon would accept (the previous reading of one is the previous
+    kept one). Returns (float32 [N, F], number of values filled among the kept readings).
+    Rows a whole of which is invalid are left as they are: ``keep`` must already exclude
+    them."""
     v = np.array(values, dtype=np.float64, copy=True)
-    bad = fill.invalid(v) & keep[:, None]
+    bad = invalid & keep[:, None]
     if not bad.any():
         return v.astype(np.float32), 0
     for row in fill.rows:
