@@ -67,3 +67,25 @@ def test_cli_on_the_shipped_reports_and_bad_files(tmp_path: Path,
     assert "not a streamer evaluate report" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("damage", "field"), [
+    (lambda r: r.pop("defect_types"), "defect_types: missing or not a list"),
+    (lambda r: r["model"].pop("model_id"), "model.model_id: missing or not a string"),
+    (lambda r: r["systems"]["model"].pop("events"), "systems.model.events: missing"),
+    (lambda r: r["systems"]["model"]["events"].update(strand_days="8"),
+     "systems.model.events.strand_days: missing or not a number"),
+    (lambda r: r["systems"]["model"]["events"]["by_type"].pop("sticker"),
+     "systems.model.events.by_type.sticker: missing"),
+    (lambda r: r["systems"]["model"]["events"]["by_type"]["sticker"].update(caught=True),
+     "systems.model.events.by_type.sticker.caught: missing or not an integer"),
+])
+def test_a_damaged_report_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          damage: Any, field: str) -> None:
+    rep = _report(1, 9, 1, 2, 2.0)
+    damage(rep)
+    path = tmp_path / "damaged.json"
+    path.write_text(json.dumps(rep))
+    assert main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {field}" in err and "Traceback" not in err

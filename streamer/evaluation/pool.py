@@ -35,7 +35,34 @@ def load_report(path: str) -> dict[str, Any]:
     if rep.get("format") != "streamer-evaluation":
         raise PoolError(f"{path}: not a streamer evaluate report.json (format "
                         f"{rep.get('format')!r})")
+    _check_fields(rep, path)
     return rep
+
+
+def _check_fields(rep: dict[str, Any], path: str) -> None:
+    """Every field :func:`pool` reads is there with the right kind of value, so that a
+    damaged or hand-edited report stops with its path and the field, not a KeyError."""
+    kinds = {dict: "an object", list: "a list", str: "a string", int: "an integer",
+             (int, float): "a number"}
+
+    def need(obj: Any, key: str, kind: type | tuple[type, ...], where: str) -> Any:
+        val = obj.get(key) if isinstance(obj, dict) else None
+        if not isinstance(val, kind) or isinstance(val, bool):
+            raise PoolError(f"{path}: {where}{key}: missing or not {kinds[kind]}")
+        return val
+
+    need(need(rep, "model", dict, ""), "model_id", str, "model.")
+    types = need(rep, "defect_types", list, "")
+    for name, system in need(rep, "systems", dict, "").items():
+        ev = need(system, "events", dict, f"systems.{name}.")
+        where = f"systems.{name}.events."
+        need(ev, "strand_days", (int, float), where)
+        need(ev, "false_alarms", int, where)
+        by_type = need(ev, "by_type", dict, where)
+        for t in types:
+            b = need(by_type, t, dict, f"{where}by_type.")
+            for key in ("caught", "missed", "false_alarms"):
+                need(b, key, int, f"{where}by_type.{t}.")
 
 
 def _thresholds(rep: dict[str, Any], system: str) -> dict[str, float]:
