@@ -112,11 +112,14 @@ def gbt_training_heats(metadata: Mapping[str, Any], *, heldout_seed: int | None,
 def fit_gbt(loaded: Any, source: GbtHeats, min_fill: int, *, stride: int = DEFAULT_STRIDE,
             max_windows: int | None = DEFAULT_MAX_WINDOWS, threads: int | None = 1,
             progress: bool = False) -> Any:
-    """A GbtBaseline for the model's channels, types and window, fitted on ``source``.
+    """A GbtBaseline for the model's channels and types, fitted on ``source``. Its window
+    is the part of the model's window that the model's LSTM reads (architecture.steps): the
+    trees see what the LSTM sees, not the model's baseline context.
 
     Raises GbtSourceError when the heats lack the model's channels or a class."""
     from streamer.evaluation.data import load_series
     from streamer.evaluation.gbt import GbtBaseline
+    from streamer.model.lstm import read_steps
 
     heats = source.heats
     lacking = [c for c in loaded.channels if c not in heats.channels]
@@ -125,7 +128,8 @@ def fit_gbt(loaded: Any, source: GbtHeats, min_fill: int, *, stride: int = DEFAU
     hz = float(heats.manifest.get("hz") or 1.0)
     series, _ = load_series(heats, loaded.channels, loaded.defect_types)
     try:
-        gbt = GbtBaseline(list(loaded.defect_types), list(loaded.channels), loaded.window, hz,
+        gbt = GbtBaseline(list(loaded.defect_types), list(loaded.channels),
+                          read_steps(loaded.config), hz,
                           threads=threads or None).fit(series, min_fill, stride, progress,
                                                        max_windows=max_windows or None)
     except ValueError as exc:

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from streamer.model.steps import to_window_positions
+
 log = logging.getLogger(__name__)
 
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -88,12 +90,14 @@ class InferenceEngine:
             out = self.model.get_layer_outputs(x, lens)
             probs = torch.sigmoid(out["logits"].float())
             att = out.get("attention")
-            z = out["input"].float()  # normalised input, padding zero
+            z = out["input"].float()  # normalised input of the part the LSTM read, padding 0
             T = z.shape[1]
-            if lens is None:
+            read_lens = out["read_lengths"]
+            if read_lens is None:
                 valid = torch.ones(z.shape[:2], dtype=torch.bool, device=z.device)
             else:
-                valid = torch.arange(T, device=z.device)[None, :] < lens.to(z.device)[:, None]
+                valid = (torch.arange(T, device=z.device)[None, :]
+                         < read_lens.to(z.device)[:, None])
             n = valid.sum(1, keepdim=True).clamp(min=1).unsqueeze(-1)
             mean = (z * valid.unsqueeze(-1)).sum(1, keepdim=True) / n
             dev = (z - mean).abs() * valid.unsqueeze(-1)
@@ -104,7 +108,8 @@ class InferenceEngine:
                 channel_w = _fold_to_channels(channel_w, self.model.input_sources, n_ch)
             result = InferResult(
                 probs=probs.cpu().numpy(),
-                step_weights=None if att is None else att.float().cpu().numpy(),
+                step_weights=None if att is None else to_window_positions(
+                    att.float(), out["read_start"], windows.shape[1]).cpu().numpy(),
                 channel_weights=channel_w.float().cpu().numpy(),  # bf16 has no numpy type
                 seconds=0.0,
             )

@@ -17,7 +17,18 @@ Per step t and column c, from the window's own readings (degC), the inputs are::
     rate[r]     (rel[r](t) - rel[r](t - 5 s)) / 5 s          / 0.3 degC/s  (0 for t < 5 s)
 
 so 4R - 1 inputs (11 for 3 rows), each clipped to +-10 units: a 30-80 degC sensor spike must
-not swamp a 6 degC sticker. The column's own change and the row's common change are both
+not swamp a 6 degC sticker. With ``baseline`` = N > 0 there are R more::
+
+    lvl[r]      dev[r,c](t) - mean of dev[r,c] over the baseline readings   / 5 degC
+    dev[r,c]    T[r,c] - mean over columns of T[r,.]   (the TC's offset from its row)
+
+where the baseline readings are the first N of the readings before those the LSTM reads
+(``steps``), i.e. minutes before "now". Why: a near-crack dips one TC by 3-14 degC for a
+minute or two and then recovers at a sticker's rate; inside a 120 s window that recovery is
+a one-column rise like a sticker's. Against the TC's usual offset from its row it is a
+return to zero, a sticker a rise above it. A window too short to hold any reading before
+the read part (a strand warming up) uses the offset at the read part's start instead, so
+lvl is the offset's change since then. The column's own change and the row's common change are both
 given, so the LSTM can tell a local rise from the whole mould warming after a speed change.
 t = 0 is the window's first valid reading, or with ``columns.steps`` the first of the last
 ``steps`` readings (a sticker runs down the three rows in well under a minute; reading 60 of
@@ -33,6 +44,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from streamer.model.signatures import tc_grid
+from streamer.model.steps import last_steps
 
 LEVEL_UNIT, RATE_UNIT, RATE_S, CLIP = 5.0, 0.3, 5, 10.0  # degC, degC/s, s, units
 
@@ -42,9 +54,12 @@ class ColumnEncoder(nn.Module):
     column's last LSTM state)."""
 
     def __init__(self, channels: Sequence[str], hidden_size: int, steps: int = 0,
-                 hz: float = 1.0):
+                 hz: float = 1.0, baseline: int = 0):
         super().__init__()
         self.steps = steps  # read only a window's last `steps` readings (0: all of them)
+        self.baseline = baseline  # readings before those that give each TC's usual offset
+        if baseline and not steps:
+            raise ValueError("baseline needs steps > 0: the baseline readings come before them")
         grid = tc_grid(channels)  # grid[row][col] = channel index
         self.rows, self.cols = len(grid), len(grid[0])
         # column-major, so that a reshape gives [.., cols, rows]
@@ -52,15 +67,16 @@ class ColumnEncoder(nn.Module):
         self.register_buffer("tc_idx", torch.tensor(idx), persistent=False)
         self.rate_steps = max(1, round(RATE_S * hz))
         self.rate_scale = hz / self.rate_steps / RATE_UNIT
-        self.in_features = 4 * self.rows - 1
+        self.in_features = 4 * self.rows - 1 + (self.rows if baseline else 0)
         self.hidden_size = hidden_size
         self.out_features = 2 * hidden_size
         self.lstm = nn.LSTM(self.in_features, hidden_size, batch_first=True)
 
-    def features(self, x_raw: torch.Tensor) -> torch.Tensor:
-        """[B, T, C, 4R - 1] per-column inputs (module docstring)."""
+    def features(self, x_raw: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, T, C, 4R - 1 (+ R)] per-column inputs (module docstring); ``base`` [B, C, R]:
+        each TC's baseline offset from its row (``offset_baseline``)."""
         B, T, _ = x_raw.shape
-        tc = x_raw.float()[..., self.tc_idx].reshape(B, T, self.cols, self.rows)
+        tc = self._grid(x_raw)
         rel = tc - tc[:, :1]
         row_rel = rel.mean(dim=2, keepdim=True).expand_as(rel)
         step = tc[..., 1:] - tc[..., :-1]
@@ -69,14 +85,32 @@ class ColumnEncoder(nn.Module):
         rate = torch.zeros_like(rel)
         if k < T:
             rate[:, k:] = (rel[:, k:] - rel[:, :-k]) * self.rate_scale
-        out = torch.cat([rel / LEVEL_UNIT, row_rel / LEVEL_UNIT, inv / LEVEL_UNIT, rate], dim=-1)
-        return out.clamp(-CLIP, CLIP)
+        parts = [rel / LEVEL_UNIT, row_rel / LEVEL_UNIT, inv / LEVEL_UNIT, rate]
+        if base is not None:
+            parts.append((_offsets(tc) - base[:, None]) / LEVEL_UNIT)
+        return torch.cat(parts, dim=-1).clamp(-CLIP, CLIP)
+
+    def offset_baseline(self, x_raw: torch.Tensor, lengths: torch.Tensor | None
+                        ) -> torch.Tensor:
+        """[B, C, R]: each TC's offset from its row, averaged over the first ``baseline``
+        readings before the last ``steps`` (fewer if the window holds fewer); a row with
+        none uses the offset at the first reading the LSTM reads."""
+        B, T, _ = x_raw.shape
+        dev = _offsets(self._grid(x_raw))  # [B, T, C, R]
+        lengths = (torch.full((B,), T, device=x_raw.device) if lengths is None
+                   else lengths.to(x_raw.device))
+        before = (lengths - self.steps).clamp(min=0)  # readings before the read part
+        n = before.clamp(max=self.baseline)
+        use = (torch.arange(T, device=x_raw.device)[None, :] < n[:, None]).to(dev.dtype)
+        mean = (dev * use[..., None, None]).sum(1) / n.clamp(min=1)[:, None, None]
+        first = dev[torch.arange(B, device=x_raw.device), before]  # read part's first reading
+        return torch.where((n > 0)[:, None, None], mean, first)
 
     def forward(self, x_raw: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        if self.steps and x_raw.shape[1] > self.steps:
-            x_raw, lengths = self._last_steps(x_raw, lengths)
+        base = self.offset_baseline(x_raw, lengths) if self.baseline else None
+        x_raw, lengths, _ = last_steps(x_raw, lengths, self.steps)
         B, T, _ = x_raw.shape
-        f = self.features(x_raw).to(self.lstm.weight_ih_l0.dtype)
+        f = self.features(x_raw, base).to(self.lstm.weight_ih_l0.dtype)
         f = f.permute(0, 2, 1, 3).reshape(B * self.cols, T, self.in_features)
         if lengths is None:
             _, (h_n, _) = self.lstm(f)
@@ -87,16 +121,12 @@ class ColumnEncoder(nn.Module):
         h = h_n[-1].reshape(B, self.cols, self.hidden_size)
         return torch.cat([h.amax(dim=1), h.mean(dim=1)], dim=-1)
 
-    def _last_steps(self, x: torch.Tensor, lengths: torch.Tensor | None
-                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The last ``steps`` valid readings of every row (valid readings come first)."""
-        S = self.steps
-        if lengths is None:
-            return x[:, -S:], None
-        T, F = x.shape[1], x.shape[2]
-        lengths = lengths.to(x.device)
-        start = (lengths - S).clamp(min=0)
-        idx = (start[:, None] + torch.arange(S, device=x.device)).clamp(max=T - 1)
-        x = x.gather(1, idx[..., None].expand(-1, -1, F))
-        lengths = lengths.clamp(max=S)
-        return x, (None if int(lengths.min()) == S else lengths)
+    def _grid(self, x_raw: torch.Tensor) -> torch.Tensor:
+        """[B, T, F] readings -> [B, T, C, R] thermocouples (float32)."""
+        B, T, _ = x_raw.shape
+        return x_raw.float()[..., self.tc_idx].reshape(B, T, self.cols, self.rows)
+
+
+def _offsets(tc: torch.Tensor) -> torch.Tensor:
+    """[B, T, C, R] -> each TC minus the mean of its row over the columns."""
+    return tc - tc.mean(dim=2, keepdim=True)

@@ -3,6 +3,7 @@
 Data flow (every stage but the LSTM is optional, switched by the config)::
 
     x [B, T, F]                     readings, one row per second, F channels
+      -> last N readings            architecture.steps: the rest is context (columns.baseline)
       -> z-score (buffers)          normalization.input_norm: (x - mean) / std, stats fitted later
       (+ relative channels)         normalization.relative_input: (x - x_first) / stored scale
       (+ signature channels)        normalization.signature_features: rise rates, drops below
@@ -12,7 +13,8 @@ Data flow (every stage but the LSTM is optional, switched by the config)::
       -> pool to [B, D]             attention.enabled: softmax-weighted sum over valid steps,
                                     else the last-state read-out (below)
       (+ column summary [B, 2H_c])  columns.enabled: one small LSTM shared by every
-                                    thermocouple column, max and mean over columns (columns.py)
+                                    thermocouple column, max and mean over columns (columns.py);
+                                    it reads the whole window x, for each TC's slow baseline
       -> LayerNorm(D), BatchNorm1d(D)   normalization.layer_norm, normalization.batch_norm
       -> [Linear, act, Dropout] * n classifier.hidden_sizes / activation / dropout
       -> Linear(num_outputs)        output.num_outputs logits: 3 = ("sticker", "crack", "slag"),
@@ -46,6 +48,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from streamer.channels import DEFECT_TYPES, ChannelLayout
 from streamer.model.columns import ColumnEncoder
 from streamer.model.signatures import SignatureFeatures, source_channels, tc_grid
+from streamer.model.steps import last_steps, to_window_positions
 from streamer.validation_errors import field_errors
 from streamer.yaml_file import read_yaml_mapping
 
@@ -69,6 +72,8 @@ class ArchitectureConfig(_Section):
     num_layers: int = Field(2, ge=1, le=4)
     bidirectional: bool = False
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="between LSTM layers")
+    steps: int = Field(0, ge=0, description="read only the window's last N readings (the "
+                       "earlier ones are context for columns.baseline); 0 = all")
 
 
 class NormalizationConfig(_Section):
@@ -109,6 +114,9 @@ class ColumnsConfig(_Section):
         "thermocouple grid")
     hidden_size: int = Field(16, ge=4, le=128, description="hidden units of the column LSTM")
     steps: int = Field(0, ge=0, description="read only the window's last N readings; 0 = all")
+    baseline: int = Field(
+        0, ge=0, description="also give each TC's offset from its row minus that offset's "
+        "mean over the first N readings before the last `steps` (a slow baseline); 0 = off")
 
 
 class OutputConfig(_Section):
@@ -143,6 +151,17 @@ class ModelConfig(_Section):
                 )
         elif size is None:
             raise ValueError("architecture.input_size: required (or give data.channels)")
+        col, window = self.columns, self.data.window
+        for name, steps in (("architecture.steps", self.architecture.steps),
+                            ("columns.steps", col.steps)):
+            if steps > window:
+                raise ValueError(f"{name} ({steps}) must be <= data.window ({window})")
+        if col.baseline and not col.steps:
+            raise ValueError("columns.baseline needs columns.steps > 0: the baseline readings "
+                             "are those before the last `steps`")
+        if col.baseline and col.steps + col.baseline > window:
+            raise ValueError(f"columns.steps + columns.baseline ({col.steps} + {col.baseline})"
+                             f" must be <= data.window ({window})")
         for name, on in (("normalization.signature_features",
                           self.normalization.signature_features),
                          ("columns.enabled", self.columns.enabled)):
@@ -235,6 +254,7 @@ class SteelDefectLSTM(nn.Module):
         self.num_layers: int = arch["num_layers"]
         self.num_directions = 2 if arch["bidirectional"] else 1
         self.num_outputs: int = self.config["output"]["num_outputs"]
+        self.steps: int = arch["steps"]  # the LSTM reads the window's last `steps` (0: all)
         d = self.hidden_size * self.num_directions  # width of lstm_out and of the pooled summary
 
         # Input normalisation. The z-score stats are buffers (saved with the weights, not
@@ -278,7 +298,8 @@ class SteelDefectLSTM(nn.Module):
             self.attn_proj = self.attn_score = None
 
         col = self.config["columns"]
-        self.columns = (ColumnEncoder(channels, col["hidden_size"], col["steps"])
+        self.columns = (ColumnEncoder(channels, col["hidden_size"], col["steps"],
+                                      baseline=col["baseline"])
                         if col["enabled"] else None)
         if self.columns is not None:
             d += self.columns.out_features  # the head reads [pooled, column summary]
@@ -370,8 +391,15 @@ class SteelDefectLSTM(nn.Module):
     def _run(self, x: torch.Tensor, lengths: Any, trace: dict | None = None) -> dict:
         B, T = self._check_input(x)
         lengths = self._check_lengths(lengths, B, T)
-        mask = _valid_mask(lengths, B, T, x.device)  # bool [B, T]; None = every step valid
         out = {} if trace is None else trace
+        window, window_lengths = x, lengths  # the column encoder cuts its own part
+
+        # 0. the part the LSTM reads: the last `steps` valid readings (the earlier ones are
+        # context for the column encoder's baseline)
+        x, lengths, start = last_steps(x, lengths, self.steps)
+        out["read_start"], out["read_lengths"] = start, lengths
+        T = x.shape[1]
+        mask = _valid_mask(lengths, B, T, x.device)  # bool [B, T]; None = every step valid
 
         # 1. input normalisation (and the relative channels: valid steps come first, so
         # x[:, :1] is every row's first valid reading)
@@ -418,7 +446,7 @@ class SteelDefectLSTM(nn.Module):
         out["pooled"] = pooled
         z = pooled
         if self.columns is not None:
-            cols = self.columns(x_raw, lengths).to(pooled.dtype)
+            cols = self.columns(window, window_lengths).to(pooled.dtype)
             out["columns"] = cols
             z = torch.cat([pooled, cols], dim=-1)
 
@@ -466,17 +494,22 @@ class SteelDefectLSTM(nn.Module):
     # -- introspection -----------------------------------------------------------------------
 
     def get_attention_weights(self, x: torch.Tensor, lengths: Any = None) -> torch.Tensor:
-        """[B, T] attention weights: sum to 1 over the valid steps, 0 on padding."""
+        """[B, T] attention weights at the window's positions: sum to 1 over the steps the
+        LSTM read, 0 on padding and on context readings before them (architecture.steps)."""
         if self.attn_proj is None:
             raise ModelConfigError("get_attention_weights: attention.enabled is off in this config")
         with torch.no_grad():
-            return self._run(x, lengths, trace={})["attention"]
+            out = self._run(x, lengths, trace={})
+            return to_window_positions(out["attention"], out["read_start"], x.shape[1])
 
     def get_layer_outputs(self, x: torch.Tensor, lengths: Any = None) -> dict[str, torch.Tensor]:
         """Intermediate activations for feature extraction (no gradients).
 
-        Keys: input (normalised, [B,T,F]), lstm_out [B,T,D], summary (last-state read-out
-        [B,D]), attention [B,T] (if enabled), pooled [B,D] (attention sum or summary),
+        Keys: read_start, read_lengths (where the part the LSTM reads starts in each row and
+        its lengths, [B] or None: see architecture.steps; T below is that part's length),
+        input (normalised, [B,T,F]), lstm_out [B,T,D], summary (last-state read-out
+        [B,D]), attention [B,T] (if enabled; ``streamer.model.steps.to_window_positions``
+        maps it to the window), pooled [B,D] (attention sum or summary),
         columns [B,2H_c] (if columns.enabled), head_input (after layer/batch norm),
         classifier.0 ... classifier.{n-1}, logits.
         """
@@ -535,6 +568,11 @@ def _valid_mask(lengths: torch.Tensor | None, B: int, T: int, device: Any) -> to
     if lengths is None:
         return None
     return torch.arange(T, device=device).unsqueeze(0) < lengths.to(device).unsqueeze(1)
+
+
+def read_steps(config: dict[str, Any]) -> int:
+    """Readings of a full window that the main LSTM reads (architecture.steps, else all)."""
+    return int(config["architecture"].get("steps") or config["data"]["window"])
 
 
 def count_parameters(config: dict[str, Any]) -> int:
