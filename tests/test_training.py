@@ -241,11 +241,13 @@ def test_sampler_shares_lengths_and_labels(small_source: Source) -> None:
     sm = WindowSampler(segs, DEFECT_TYPES, WINDOW, MIN_FILL, fr, short_fraction=0.5)
     rng = np.random.default_rng(0)
     lengths, ys = [], []
-    for x, y in sm.epoch(6400, 64, rng):
+    for x, y, lens in sm.epoch(6400, 64, rng):
         assert x.shape[0] == y.shape[0] and x.shape[2] == len(channels)
         assert MIN_FILL <= x.shape[1] <= WINDOW
         lengths.append(x.shape[1])
         ys.append(y)
+        if lens is not None:  # only windows that end early in their segment are shorter
+            assert lens.max() <= x.shape[1] and (lens >= MIN_FILL).all()
     y = np.concatenate(ys)
     assert abs(y[:, 0].mean() - 0.3) < 0.04 and abs(y[:, 1].mean() - 0.2) < 0.04
     assert sum(n < WINDOW for n in lengths) > 20 and sum(n == WINDOW for n in lengths) > 20
@@ -254,6 +256,29 @@ def test_sampler_shares_lengths_and_labels(small_source: Source) -> None:
     x, y = sm.gather(si, ends, 40)
     np.testing.assert_array_equal(x[1], segs[1].values[861:901])
     np.testing.assert_array_equal(y[0], segs[0].labels[500])
+
+
+def test_a_window_early_in_its_segment_does_not_cut_the_batch(small_source: Source) -> None:
+    """It keeps its own length (padded after its readings, as the daemon pads a partial
+    window); the rest of the batch stays full-length."""
+    segs, _ = prepare_segments([small_source], small_source.heats.channels)
+    fr = {"background": 1.0}
+    sm = WindowSampler(segs, DEFECT_TYPES, WINDOW, MIN_FILL, fr, short_fraction=0.0)
+    padded = 0
+    for x, _, lens in sm.epoch(6400, 64, np.random.default_rng(1)):
+        assert x.shape[1] == WINDOW
+        if lens is None:
+            continue
+        for b in np.flatnonzero(lens < WINDOW):
+            assert lens[b] >= MIN_FILL and not x[b, lens[b]:].any()
+            padded += 1
+        assert (lens == WINDOW).sum() > len(lens) // 2
+    assert padded > 10
+    si, ends = np.array([0, 1]), np.array([500, 45])
+    x, y = sm.gather(si, ends, np.minimum(ends + 1, WINDOW), WINDOW)
+    np.testing.assert_array_equal(x[0], segs[0].values[441:501])
+    np.testing.assert_array_equal(x[1, :46], segs[1].values[:46])
+    assert not x[1, 46:].any()
 
 
 def test_augment_shifts_and_mirrors(small_source: Source) -> None:
@@ -316,11 +341,12 @@ def _loss_on(model: SteelDefectLSTM, segs, seed: int = 5) -> float:
     from streamer.training.train import SamplingConfig
 
     sm = WindowSampler(segs, DEFECT_TYPES, WINDOW, MIN_FILL, SamplingConfig().fractions(), 0.0)
-    x, y = next(sm.epoch(512, 512, np.random.default_rng(seed)))
+    x, y, lengths = next(sm.epoch(512, 512, np.random.default_rng(seed)))
     model.eval()
     with torch.no_grad():
         return float(torch.nn.functional.binary_cross_entropy_with_logits(
-            model(torch.from_numpy(x)), torch.from_numpy(y)))
+            model(torch.from_numpy(x), None if lengths is None else torch.from_numpy(lengths)),
+            torch.from_numpy(y)))
 
 
 def test_training_lowers_the_loss(small_source: Source, trained) -> None:
@@ -346,6 +372,23 @@ def test_training_with_evident_labels(small_source: Source) -> None:
         prepare_segments([small_source], small_source.heats.channels, evident_types=["breakout"])
     with pytest.raises(TrainConfigError, match=r"evident_labels\.0"):  # before any data is read
         make_train_config({"evident_labels": ["slagg"]})
+
+
+def test_training_a_model_with_context_reads_the_last_steps(small_source: Source) -> None:
+    """A window longer than the LSTMs read (architecture.steps, columns.baseline): the
+    relative input's scale is the change over the read part, not over the whole window."""
+    mc = tiny_model_config()
+    mc["data"]["window"] = 90
+    mc["architecture"]["steps"] = WINDOW
+    mc["columns"] = {"enabled": True, "hidden_size": 4, "steps": WINDOW, "baseline": 30}
+    res = train([small_source], mc, tiny_train_config(epochs=1), progress=False,
+                log=lambda m: None)
+    assert np.isfinite(res.metadata["history"][0]["train_loss"])
+    segs, _ = prepare_segments([small_source], small_source.heats.channels)
+    tr, _ = split_train_segments(segs, 0.34, 0)
+    want = relative_stats_from_segments(tr, WINDOW)
+    np.testing.assert_allclose(res.model.relative_std.numpy(), want, rtol=1e-6)
+    assert not np.allclose(want, relative_stats_from_segments(tr, 90), rtol=0.02)
 
 
 def test_input_stats_come_from_training_heats_only(small_source: Source, trained) -> None:

@@ -407,7 +407,7 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
     import torch
     from tqdm import tqdm
 
-    from streamer.model.lstm import SteelDefectLSTM, validate_config
+    from streamer.model.lstm import SteelDefectLSTM, read_steps, validate_config
 
     t_start = time.perf_counter()
     if cfg.threads:
@@ -458,7 +458,7 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
         model.set_input_stats(torch.from_numpy(mean), torch.from_numpy(std))
     rel_std = None
     if mc["normalization"].get("relative_input"):
-        rel_std = relative_stats_from_segments(train_segs, window)
+        rel_std = relative_stats_from_segments(train_segs, read_steps(mc))
         model.set_relative_stats(torch.from_numpy(rel_std))
     model.to(device)
 
@@ -496,9 +496,10 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
                    desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress,
                    leave=False)
         out_of_time = False
-        for x, y in bar:
+        for x, y, lengths in bar:
             xb, yb = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-            loss = loss_fn(model(xb), yb)
+            lens = None if lengths is None else torch.from_numpy(lengths)
+            loss = loss_fn(model(xb, lens), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
