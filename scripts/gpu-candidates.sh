@@ -23,6 +23,8 @@ DEV_STRANDS=${DEV_STRANDS:-6}
 DEV_HOURS=${DEV_HOURS:-8}
 TRAIN_LIMIT=${TRAIN_LIMIT:-300}   # seconds; a run past either limit is killed and reported
 CHOOSE_LIMIT=${CHOOSE_LIMIT:-240}
+CHOOSE=${CHOOSE:-1}               # 0: train only (members of an ensemble get its thresholds)
+CUDA_TESTS=${CUDA_TESTS:-1}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 if [ -z "${NO_WHEELS:-}" ]; then
@@ -36,7 +38,7 @@ mkdir -p "$work/cand"
   "$PY" -c 'import torch; print(torch.__version__,
     torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA")'; } \
   > "$work/cand/device.txt" 2>&1
-if [ "$DEVICE" = cuda ]; then
+if [ "$DEVICE" = cuda ] && [ "$CUDA_TESTS" = 1 ]; then
   timeout 200 "$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py \
     > "$work/cand/cuda-tests.txt" 2>&1 &
 fi
@@ -56,7 +58,7 @@ for run in $RUNS; do
       --threads 2 -q --out "$work/cand/$name.pt" --report "$work/cand/$name-train.json" \
       > "$work/cand/$name-train.log" 2>&1
     echo "$name: train rc $? in $(( $(date +%s) - t1 )) s"
-    [ -f "$work/cand/$name.pt" ] || exit 0
+    [ -f "$work/cand/$name.pt" ] && [ "$CHOOSE" = 1 ] || exit 0
     t2=$(date +%s)
     timeout "$CHOOSE_LIMIT" "$PY" -m streamer.evaluation.thresholds "$work/cand/$name.pt" \
       --seed 8001 --strands "$DEV_STRANDS" --hours "$DEV_HOURS" --threads 2 \
