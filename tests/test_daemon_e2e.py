@@ -234,3 +234,53 @@ async def test_a_failed_thermocouple_is_carried_like_training_decodes_it(
     alerts = [orjson.loads(m.value) for m in await consume_all(bootstrap, f"{t}.alerts", 36)]
     assert {a["seq"] for a in alerts if a["degraded_channels"] == ["tc_r1_c1"]} == set(
         range(25, 35))
+
+
+async def test_an_ensemble_of_models_with_context_is_served_like_offline(
+        bootstrap: str, topic_name: str, tmp_path: Path) -> None:
+    """The daemon with an ensemble checkpoint whose members read the last 12 of 30 readings
+    (architecture.steps, columns.baseline): every alert carries the ensemble's id and the
+    probabilities the ensemble gives offline for that window, partial windows included."""
+    import numpy as np
+    import torch
+
+    from streamer.consume.series import decode_series
+    from streamer.formats.reading import encode_reading
+    from streamer.model.checkpoint import load_checkpoint, save_checkpoint, save_ensemble
+    from streamer.model.lstm import SteelDefectLSTM, default_config
+    from tests.daemon_helpers import CHANNELS, values_at
+
+    members = []
+    for seed in range(2):
+        torch.manual_seed(seed)
+        cfg = default_config()
+        cfg["architecture"].update(hidden_size=32, num_layers=1, steps=12)
+        cfg["columns"].update(steps=12, baseline=8)
+        cfg["attention"]["hidden_size"] = 8
+        cfg["data"]["window"] = 30
+        save_checkpoint(tmp_path / f"m{seed}.pt", SteelDefectLSTM(cfg))
+        members.append(load_checkpoint(tmp_path / f"m{seed}.pt"))
+    ens_id = save_ensemble(tmp_path / "ens.pt", members)
+    ens = load_checkpoint(tmp_path / "ens.pt")
+
+    t = topic_name
+    await create_topics(bootstrap, [t, f"{t}.alerts", f"{t}.dlq"], partitions=1)
+    rows = [dict(values_at(q)) for q in range(45)]
+    await produce(bootstrap, t, [(b"C1-S1", encode_reading("C1-S1", "C1-H00001",
+                                                           1_764_000_000.0 + q, q, v))
+                                 for q, v in enumerate(rows)])
+    app = Application(settings_for(bootstrap, t, tmp_path / "ens.pt"))
+    assert await run_until(app, lambda: app.stats.evaluations >= 41) == 0
+    alerts = [orjson.loads(m.value) for m in await consume_all(bootstrap, f"{t}.alerts", 41)]
+    assert len(alerts) == 41 and {a["model_id"] for a in alerts} == {ens_id}
+
+    values, keep, _ = decode_series(np.array([[v[c] for c in CHANNELS] for v in rows]),
+                                    CHANNELS)
+    assert keep.all()
+    for a in alerts:
+        q = a["seq"]
+        n = min(q + 1, 30)
+        x = torch.from_numpy(values[q + 1 - n:q + 1][None].astype(np.float32))
+        want = ens.model.predict_proba(x)[0].numpy()
+        got = [a["probabilities"][d] for d in ens.defect_types]
+        np.testing.assert_allclose(got, want, atol=1e-4)

@@ -73,7 +73,9 @@ def test_a_recovering_dip_reads_as_a_return_and_a_sticker_as_a_rise() -> None:
         part, _, _ = last_steps(xt, None, 120)
         f[name] = enc.features(part, enc.offset_baseline(xt, None))[0].numpy()  # [120, C, 14]
     col, row = 3, 1  # column 4, row 2
-    rel_rise = lambda g: g[-1, col, row] - g[-1, col, 3 + row]  # noqa: E731  change vs row
+    def rel_rise(g: np.ndarray) -> float:  # the TC's change since t0 against its row's
+        return float(g[-1, col, row] - g[-1, col, 3 + row])
+
     assert rel_rise(f["dip"]) == pytest.approx(rel_rise(f["sticker"]), abs=0.4)  # alike
     lvl = 11 + row
     assert abs(f["dip"][-1, col, lvl]) < 0.4  # back to its usual offset

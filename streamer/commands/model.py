@@ -84,6 +84,8 @@ def info(path: Path, as_json: bool) -> None:
     click.echo(f"columns:     {columns}")
     norm = [k for k, v in result["config"]["normalization"].items() if v]
     click.echo(f"norms:       {', '.join(norm) or 'none'}")
+    if "members" in result:
+        click.echo(f"members:     {result['members']} (mean probability; the first shown)")
     click.echo(f"window:      {result['window']}")
     click.echo(
         f"outputs:     {result['config']['output']['num_outputs']}"
@@ -97,6 +99,39 @@ def info(path: Path, as_json: bool) -> None:
         click.echo(f"  {name:<12} {n:>10,}")
     if result.get("metadata"):
         click.echo(f"metadata:    {json.dumps(result['metadata'], default=str)}")
+
+
+@model.command()
+@click.argument("members", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Ensemble checkpoint to write.")
+def ensemble(members: tuple[Path, ...], out: Path) -> None:
+    """Join checkpoints of one window, channel list and outputs into one ensemble checkpoint
+    whose probability is the mean of theirs (docs/model.md). The first explains alerts.
+    Choose its alarm thresholds afterwards (python -m streamer.evaluation.thresholds).
+
+    \b
+    Example:
+      streamer model ensemble --out ens.pt a.pt b.pt c.pt
+    """
+    from streamer.model.checkpoint import CheckpointError, load_checkpoint, save_ensemble
+
+    try:
+        loaded = [load_checkpoint(p) for p in members]
+        model_id = save_ensemble(out, loaded, metadata={
+            "members": [{"path": str(p), "model_id": m.model_id,
+                         "training": {k: m.metadata.get(k) for k in
+                                      ("command", "git", "device", "torch_version",
+                                       "data_seeds", "wall_time_s")}}
+                        for p, m in zip(members, loaded)],
+            "command": "streamer model ensemble --out " + " ".join(
+                [str(out), *map(str, members)]),
+        })
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {out} (ensemble {model_id} of {len(loaded)}: "
+               + ", ".join(m.model_id for m in loaded) + ")")
 
 
 @model.command()

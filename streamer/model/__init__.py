@@ -1,4 +1,5 @@
-"""The defect model: SteelDefectLSTM, its config, checkpoints and the speed benchmark.
+"""The defect model: SteelDefectLSTM, ensembles of it, its config, checkpoints and the speed
+benchmark.
 
 Names are imported lazily so that ``import streamer.model`` does not pull in torch
 (``from streamer.model import SteelDefectLSTM`` does).
@@ -22,6 +23,8 @@ _EXPORTS = {
     "LoadedModel": "checkpoint",
     "save_checkpoint": "checkpoint",
     "load_checkpoint": "checkpoint",
+    "save_ensemble": "checkpoint",
+    "DefectEnsemble": "ensemble",
     "FORMAT_VERSION": "checkpoint",
     "benchmark": "speed",
     "SpeedResult": "speed",
@@ -30,6 +33,7 @@ _EXPORTS = {
 __all__ = [
     "FORMAT_VERSION",
     "CheckpointError",
+    "DefectEnsemble",
     "LoadedModel",
     "ModelConfig",
     "ModelConfigError",
@@ -42,6 +46,7 @@ __all__ = [
     "load_checkpoint",
     "load_model_config",
     "save_checkpoint",
+    "save_ensemble",
     "validate_config",
 ]
 

@@ -15,6 +15,12 @@ with ``weights_only=True``: no pickled code runs on load)::
                     thresholds and how they were chosen (streamer.alarm.thresholds)
     state_dict      the weights and buffers
 
+An ensemble file (``kind: "ensemble"``, :func:`save_ensemble`) has the same top-level
+channels, defect_types, window and metadata, and instead of config / input_stats /
+state_dict a list ``members``, each with its own model_id, config, input_stats and
+state_dict; its model_id is the hash of the members' ids in order
+(streamer.model.ensemble).
+
 ``load_checkpoint`` checks every part and raises :class:`CheckpointError` naming what is
 wrong; it never returns a model with random weights. Writes are atomic (temp file + rename).
 """
@@ -34,6 +40,7 @@ from typing import Any
 
 import torch
 
+from streamer.model.ensemble import DefectEnsemble
 from streamer.model.lstm import (
     ModelConfigError,
     SteelDefectLSTM,
@@ -53,6 +60,9 @@ _KEYS = (
     "metadata",
     "state_dict",
 )
+_ENSEMBLE_KEYS = ("format_version", "kind", "model_id", "channels", "defect_types", "window",
+                  "metadata", "members")
+_MEMBER_KEYS = ("model_id", "config", "input_stats", "state_dict")
 
 
 class CheckpointError(Exception):
@@ -61,8 +71,8 @@ class CheckpointError(Exception):
 
 @dataclass
 class LoadedModel:
-    model: SteelDefectLSTM  # in eval mode
-    config: dict[str, Any]
+    model: SteelDefectLSTM | DefectEnsemble  # in eval mode
+    config: dict[str, Any]  # an ensemble's: its first member's
     channels: list[str]
     defect_types: list[str]
     window: int
@@ -86,6 +96,11 @@ def model_id_of(
         h.update(f"\n{name}:{t.dtype}:{list(t.shape)}\n".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:12]
+
+
+def ensemble_id_of(member_ids: list[str]) -> str:
+    """An ensemble's id: the members' content hashes, in order (the first explains)."""
+    return hashlib.sha256(("ensemble:" + ",".join(member_ids)).encode()).hexdigest()[:12]
 
 
 def _plain(value: Any, where: str) -> Any:
@@ -181,6 +196,46 @@ def save_checkpoint(
     return model_id
 
 
+def save_ensemble(path: str | Path, members: list[LoadedModel],
+                  metadata: dict[str, Any] | None = None) -> str:
+    """Write the loaded checkpoints ``members`` as one ensemble file; return its model id.
+
+    They must share channels, defect types and window. Each member keeps its own id; their
+    operating thresholds do not carry over (an ensemble's are chosen for it)."""
+    if len(members) < 2:
+        raise CheckpointError(f"an ensemble needs at least 2 members, got {len(members)}")
+    first = members[0]
+    for i, m in enumerate(members[1:], start=1):
+        for name in ("channels", "defect_types", "window"):
+            if getattr(m, name) != getattr(first, name):
+                raise CheckpointError(f"member {i} ({m.model_id}): {name} differs from member "
+                                      f"0's ({first.model_id})")
+        if isinstance(m.model, DefectEnsemble):
+            raise CheckpointError(f"member {i} ({m.model_id}) is itself an ensemble")
+    if isinstance(first.model, DefectEnsemble):
+        raise CheckpointError(f"member 0 ({first.model_id}) is itself an ensemble")
+    parts = []
+    for m in members:
+        state = {k: v.detach().to("cpu").clone() for k, v in m.model.state_dict().items()}
+        stats = ({"mean": state["input_mean"].tolist(), "std": state["input_std"].tolist()}
+                 if "input_mean" in state else None)
+        parts.append({"model_id": m.model_id, "config": m.config, "input_stats": stats,
+                      "state_dict": state})
+    model_id = ensemble_id_of([m.model_id for m in members])
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "kind": "ensemble",
+        "model_id": model_id,
+        "channels": list(first.channels),
+        "defect_types": list(first.defect_types),
+        "window": first.window,
+        "metadata": _plain(metadata or {}, "metadata"),
+        "members": parts,
+    }
+    _write_atomic(Path(path), payload)
+    return model_id
+
+
 def _write_atomic(path: Path, payload: dict[str, Any]) -> None:
     """torch.save to a temp file beside ``path``, fsync, rename: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -249,26 +304,70 @@ def load_checkpoint(
         raise CheckpointError(
             f"{where}: format version {version!r}, this streamer reads version {FORMAT_VERSION}"
         )
-    missing = [k for k in _KEYS if k not in payload]
+    ensemble = payload.get("kind") == "ensemble"
+    missing = [k for k in (_ENSEMBLE_KEYS if ensemble else _KEYS) if k not in payload]
     if missing:
         raise CheckpointError(f"{where}: missing {', '.join(missing)}")
-    config, channels, defect_types = payload["config"], payload["channels"], payload["defect_types"]
-    window, state_dict, stored_id = payload["window"], payload["state_dict"], payload["model_id"]
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{where}: config is not a mapping")
+    channels, defect_types = payload["channels"], payload["defect_types"]
+    window, stored_id = payload["window"], payload["model_id"]
     if not (isinstance(channels, list) and all(isinstance(c, str) for c in channels)):
         raise CheckpointError(f"{where}: channels is not a list of names")
     if not (isinstance(defect_types, list) and all(isinstance(d, str) for d in defect_types)):
         raise CheckpointError(f"{where}: defect_types is not a list of names")
     if not isinstance(window, int) or isinstance(window, bool):
         raise CheckpointError(f"{where}: window is not an integer")
+    if not isinstance(payload["metadata"], dict):
+        raise CheckpointError(f"{where}: metadata is not a mapping")
+    if expect_channels is not None and list(expect_channels) != channels:
+        raise CheckpointError(f"{where}: {_channel_diff(channels, list(expect_channels))}")
+
+    if not ensemble:
+        model = _build_member(where, payload, channels, defect_types, window)
+        config = payload["config"]
+    else:
+        members = payload["members"]
+        if not isinstance(members, list) or len(members) < 2:
+            raise CheckpointError(f"{where}: members is not a list of at least 2 models")
+        built = []
+        for i, part in enumerate(members):
+            lacking = ([] if not isinstance(part, dict)
+                       else [k for k in _MEMBER_KEYS if k not in part])
+            if not isinstance(part, dict) or lacking:
+                raise CheckpointError(f"{where}: member {i}: missing {', '.join(lacking) or 'all'}")
+            built.append(_build_member(f"{where}: member {i}", part, channels, defect_types,
+                                       window))
+        actual = ensemble_id_of([str(p["model_id"]) for p in members])
+        if actual != stored_id:
+            raise CheckpointError(f"{where}: members' hash {actual} != stored model id "
+                                  f"{stored_id!r} (members were changed or reordered)")
+        try:
+            model = DefectEnsemble(built)
+        except ModelConfigError as exc:
+            raise CheckpointError(f"{where}: {exc}") from None
+        config = members[0]["config"]
+    model.to(map_location).eval()
+    return LoadedModel(
+        model=model,
+        config=config,
+        channels=channels,
+        defect_types=defect_types,
+        window=window,
+        metadata=payload["metadata"],
+        model_id=stored_id,
+    )
+
+
+def _build_member(where: str, part: dict[str, Any], channels: list[str],
+                  defect_types: list[str], window: int) -> SteelDefectLSTM:
+    """One model from its config, weights and stats; every check that a single file gets."""
+    config, state_dict, stored_id = part["config"], part["state_dict"], part["model_id"]
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{where}: config is not a mapping")
     if not (
         isinstance(state_dict, dict)
         and all(isinstance(v, torch.Tensor) for v in state_dict.values())
     ):
         raise CheckpointError(f"{where}: state_dict is not a mapping of tensors")
-    if not isinstance(payload["metadata"], dict):
-        raise CheckpointError(f"{where}: metadata is not a mapping")
 
     actual_id = model_id_of(config, channels, defect_types, window, state_dict)
     if actual_id != stored_id:
@@ -276,10 +375,6 @@ def load_checkpoint(
             f"{where}: content hash {actual_id} != stored model id {stored_id!r} "
             "(weights or config were modified or damaged)"
         )
-
-    if expect_channels is not None and list(expect_channels) != channels:
-        raise CheckpointError(f"{where}: {_channel_diff(channels, list(expect_channels))}")
-
     try:
         model = SteelDefectLSTM(config)
     except ModelConfigError as exc:
@@ -294,22 +389,13 @@ def load_checkpoint(
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{where}: weights do not fit the config: {exc}") from None
-    if payload["input_stats"] is not None and "input_mean" in state_dict:
-        stats = payload["input_stats"]
-        if not _close(stats.get("mean"), state_dict["input_mean"]) or not _close(
-            stats.get("std"), state_dict["input_std"]
-        ):
+    if part["input_stats"] is not None and "input_mean" in state_dict:
+        stats = part["input_stats"]
+        if (not isinstance(stats, dict)
+                or not _close(stats.get("mean"), state_dict["input_mean"])
+                or not _close(stats.get("std"), state_dict["input_std"])):
             raise CheckpointError(f"{where}: input_stats disagree with the model's buffers")
-    model.to(map_location).eval()
-    return LoadedModel(
-        model=model,
-        config=config,
-        channels=channels,
-        defect_types=defect_types,
-        window=window,
-        metadata=payload["metadata"],
-        model_id=stored_id,
-    )
+    return model
 
 
 def _close(values: Any, tensor: torch.Tensor) -> bool:

@@ -75,7 +75,7 @@ class ColumnEncoder(nn.Module):
     def features(self, x_raw: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
         """[B, T, C, 4R - 1 (+ R)] per-column inputs (module docstring); ``base`` [B, C, R]:
         each TC's baseline offset from its row (``offset_baseline``)."""
-        B, T, _ = x_raw.shape
+        T = x_raw.shape[1]
         tc = self._grid(x_raw)
         rel = tc - tc[:, :1]
         row_rel = rel.mean(dim=2, keepdim=True).expand_as(rel)
