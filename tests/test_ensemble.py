@@ -3,6 +3,7 @@ ensemble`): the mean of the members' probabilities, every member checked on load
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,7 @@ def test_file_round_trip_and_thresholds(tmp_path: Path, members: list[Path]) -> 
     assert res.step_weights.shape == (6, 30) and res.channel_weights.shape == (6, 29)
 
 
-def _resave(path: Path, change) -> None:  # noqa: ANN001
+def _resave(path: Path, change: Callable[[dict], object]) -> None:
     payload = torch.load(path, weights_only=True)
     change(payload)
     torch.save(payload, path)
@@ -98,12 +99,26 @@ def _resave(path: Path, change) -> None:  # noqa: ANN001
      "member 0: input_stats disagree"),
 ])
 def test_a_damaged_ensemble_is_refused_naming_the_part(tmp_path: Path, members: list[Path],
-                                                       change, message: str) -> None:  # noqa: ANN001
+                                                       change, message: str) -> None:
     out = tmp_path / "ens.pt"
     save_ensemble(out, [load_checkpoint(p) for p in members])
     _resave(out, change)
     with pytest.raises(CheckpointError, match=message):
         load_checkpoint(out)
+
+
+def test_members_training_data_is_merged_into_the_metadata(tmp_path: Path) -> None:
+    """So that the evaluation refuses every member's training seed and fits the baselines
+    on their heats."""
+    from streamer.evaluation.data import training_seeds
+    from tests.daemon_helpers import CHANNELS, untrained_checkpoint
+
+    for i, seeds in enumerate([(7,), (7, 9)]):
+        untrained_checkpoint(tmp_path / f"u{i}.pt", CHANNELS, window=30, data_seeds=seeds)
+    out = tmp_path / "e.pt"
+    save_ensemble(out, [load_checkpoint(tmp_path / f"u{i}.pt") for i in range(2)])
+    meta = load_checkpoint(out).metadata
+    assert meta["data_seeds"] == [7, 9] and training_seeds(meta) == {7, 9}
 
 
 def test_save_refuses_mismatched_or_nested_members(tmp_path: Path, members: list[Path]) -> None:
@@ -124,6 +139,7 @@ def test_cli_builds_an_ensemble_and_info_shows_it(tmp_path: Path, members: list[
     assert "ensemble" in res.output and out.exists()
     meta = load_checkpoint(out).metadata
     assert [m["path"] for m in meta["members"]] == [str(p) for p in members]
+    assert meta["data_seeds"] == [] and meta["data"] == []  # tiny members record no data
     info = CliRunner().invoke(cli, ["model", "info", str(out)])
     assert info.exit_code == 0 and "members:     3" in info.output
     bad = tmp_path / "bad.pt"

@@ -241,13 +241,11 @@ def test_sampler_shares_lengths_and_labels(small_source: Source) -> None:
     sm = WindowSampler(segs, DEFECT_TYPES, WINDOW, MIN_FILL, fr, short_fraction=0.5)
     rng = np.random.default_rng(0)
     lengths, ys = [], []
-    for x, y, lens in sm.epoch(6400, 64, rng):
+    for x, y in sm.epoch(6400, 64, rng):
         assert x.shape[0] == y.shape[0] and x.shape[2] == len(channels)
         assert MIN_FILL <= x.shape[1] <= WINDOW
         lengths.append(x.shape[1])
         ys.append(y)
-        if lens is not None:  # only windows that end early in their segment are shorter
-            assert lens.max() <= x.shape[1] and (lens >= MIN_FILL).all()
     y = np.concatenate(ys)
     assert abs(y[:, 0].mean() - 0.3) < 0.04 and abs(y[:, 1].mean() - 0.2) < 0.04
     assert sum(n < WINDOW for n in lengths) > 20 and sum(n == WINDOW for n in lengths) > 20
@@ -258,27 +256,24 @@ def test_sampler_shares_lengths_and_labels(small_source: Source) -> None:
     np.testing.assert_array_equal(y[0], segs[0].labels[500])
 
 
-def test_a_window_early_in_its_segment_does_not_cut_the_batch(small_source: Source) -> None:
-    """It keeps its own length (padded after its readings, as the daemon pads a partial
-    window); the rest of the batch stays full-length."""
+def test_a_window_early_in_its_segment_does_not_cut_its_batch(small_source: Source) -> None:
+    """It is held back and batched at the end of the epoch with the other such windows, by
+    length; every other batch keeps its full length, and no drawn window is lost."""
     segs, _ = prepare_segments([small_source], small_source.heats.channels)
-    fr = {"background": 1.0}
-    sm = WindowSampler(segs, DEFECT_TYPES, WINDOW, MIN_FILL, fr, short_fraction=0.0)
-    padded = 0
-    for x, _, lens in sm.epoch(6400, 64, np.random.default_rng(1)):
-        assert x.shape[1] == WINDOW
-        if lens is None:
-            continue
-        for b in np.flatnonzero(lens < WINDOW):
-            assert lens[b] >= MIN_FILL and not x[b, lens[b]:].any()
-            padded += 1
-        assert (lens == WINDOW).sum() > len(lens) // 2
-    assert padded > 10
-    si, ends = np.array([0, 1]), np.array([500, 45])
-    x, y = sm.gather(si, ends, np.minimum(ends + 1, WINDOW), WINDOW)
-    np.testing.assert_array_equal(x[0], segs[0].values[441:501])
-    np.testing.assert_array_equal(x[1, :46], segs[1].values[:46])
-    assert not x[1, 46:].any()
+    sm = WindowSampler(segs, DEFECT_TYPES, WINDOW, MIN_FILL, {"background": 1.0},
+                       short_fraction=0.0)
+    shapes = [x.shape[:2] for x, _ in sm.epoch(6400, 64, np.random.default_rng(1))]
+    assert sum(b for b, _ in shapes) == 6400
+    full = [b for b, n in shapes if n == WINDOW]
+    short = [(b, n) for b, n in shapes if n < WINDOW]
+    assert short and all(MIN_FILL <= n for _, n in short)
+    assert shapes[-len(short):] == short  # the held-back windows come last
+    assert sum(full) > 0.9 * 6400 and len(full) >= 6400 // 64 - 1
+    # the old rule cut every batch holding such a window: here most batches would have been
+    rng = np.random.default_rng(1)
+    draws = rng.choice(len(sm.p), size=6400, replace=True, p=sm.p)
+    cut = sum((sm.ends[draws[b:b + 64]] + 1 < WINDOW).any() for b in range(0, 6400, 64))
+    assert cut > len(short)
 
 
 def test_augment_shifts_and_mirrors(small_source: Source) -> None:
@@ -341,12 +336,11 @@ def _loss_on(model: SteelDefectLSTM, segs, seed: int = 5) -> float:
     from streamer.training.train import SamplingConfig
 
     sm = WindowSampler(segs, DEFECT_TYPES, WINDOW, MIN_FILL, SamplingConfig().fractions(), 0.0)
-    x, y, lengths = next(sm.epoch(512, 512, np.random.default_rng(seed)))
+    x, y = next(sm.epoch(512, 512, np.random.default_rng(seed)))
     model.eval()
     with torch.no_grad():
         return float(torch.nn.functional.binary_cross_entropy_with_logits(
-            model(torch.from_numpy(x), None if lengths is None else torch.from_numpy(lengths)),
-            torch.from_numpy(y)))
+            model(torch.from_numpy(x)), torch.from_numpy(y)))
 
 
 def test_training_lowers_the_loss(small_source: Source, trained) -> None:

@@ -201,7 +201,8 @@ def save_ensemble(path: str | Path, members: list[LoadedModel],
     """Write the loaded checkpoints ``members`` as one ensemble file; return its model id.
 
     They must share channels, defect types and window. Each member keeps its own id; their
-    operating thresholds do not carry over (an ensemble's are chosen for it)."""
+    operating thresholds do not carry over (an ensemble's are chosen for it). The metadata
+    gets the members' ``data_seeds`` and ``data`` (their training heats) merged."""
     if len(members) < 2:
         raise CheckpointError(f"an ensemble needs at least 2 members, got {len(members)}")
     first = members[0]
@@ -222,6 +223,16 @@ def save_ensemble(path: str | Path, members: list[LoadedModel],
         parts.append({"model_id": m.model_id, "config": m.config, "input_stats": stats,
                       "state_dict": state})
     model_id = ensemble_id_of([m.model_id for m in members])
+    # the members' training data, so that the evaluation refuses their seeds and fits the
+    # baselines on the same heats (streamer.evaluation.data.training_seeds, gbt_training)
+    seeds = sorted({s for m in members for s in (m.metadata.get("data_seeds") or [])
+                    if isinstance(s, int)})
+    data: list[Any] = []
+    for m in members:
+        for src in m.metadata.get("data") or []:
+            if src not in data:
+                data.append(src)
+    metadata = {"data_seeds": seeds, "data": data, **(metadata or {})}
     payload = {
         "format_version": FORMAT_VERSION,
         "kind": "ensemble",
@@ -229,7 +240,7 @@ def save_ensemble(path: str | Path, members: list[LoadedModel],
         "channels": list(first.channels),
         "defect_types": list(first.defect_types),
         "window": first.window,
-        "metadata": _plain(metadata or {}, "metadata"),
+        "metadata": _plain(metadata, "metadata"),
         "members": parts,
     }
     _write_atomic(Path(path), payload)

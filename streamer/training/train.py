@@ -496,10 +496,9 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
                    desc=f"epoch {epoch}/{cfg.epochs}", unit="batch", disable=not progress,
                    leave=False)
         out_of_time = False
-        for x, y, lengths in bar:
+        for x, y in bar:
             xb, yb = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-            lens = None if lengths is None else torch.from_numpy(lengths)
-            loss = loss_fn(model(xb, lens), yb)
+            loss = loss_fn(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
