@@ -53,8 +53,13 @@ from streamer.publish.producer import DLQ_VALUE_LIMIT, dead_letter_headers, star
 log = structlog.get_logger("streamer")
 
 
-def default_model_path() -> Path:
-    return Path(str(resources.files("streamer.model").joinpath("default", "model.pt")))
+SHIPPED_MODELS = {"single": "model.pt", "ensemble": "ensemble.pt"}
+
+
+def default_model_path(shipped: str = "single") -> Path:
+    """A model shipped in the package (streamer/model/default/README.md)."""
+    return Path(str(resources.files("streamer.model").joinpath("default",
+                                                               SHIPPED_MODELS[shipped])))
 
 
 @dataclass(slots=True)
@@ -147,7 +152,7 @@ class Application:
         from streamer.model.checkpoint import CheckpointError, load_checkpoint
 
         if self._loaded is None:
-            path = self.settings.model.path or default_model_path()
+            path = self.settings.model.path or default_model_path(self.settings.model.shipped)
             try:
                 self._loaded = load_checkpoint(path)
             except CheckpointError as exc:

@@ -78,7 +78,10 @@ class KafkaSettings(_Section):
 
 
 class ModelSettings(_Section):
-    path: Path | None = Field(None, description="checkpoint; None = the model shipped in the package")
+    path: Path | None = Field(None, description="checkpoint; None = the shipped one chosen by `shipped`")
+    shipped: Literal["single", "ensemble"] = Field(
+        "single", description="shipped model when path is unset: single (fastest) or ensemble "
+        "(three runs averaged: fewer false alarms, ~3x the inference cost)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     torch_threads: int = Field(0, ge=0, description="0 = leave torch's default")

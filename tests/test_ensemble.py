@@ -147,3 +147,21 @@ def test_cli_builds_an_ensemble_and_info_shows_it(tmp_path: Path, members: list[
     res = CliRunner().invoke(cli, ["model", "ensemble", "--out", str(tmp_path / "e2.pt"),
                                    str(members[0]), str(bad)])
     assert res.exit_code != 0 and "bad.pt" in res.output and "Traceback" not in res.output
+
+
+def test_the_shipped_ensemble_holds_the_shipped_model_and_its_own_thresholds() -> None:
+    """`model.shipped: ensemble` finds it; its first member is the shipped single model, so
+    alerts explain the same way; its thresholds were chosen for it, not copied."""
+    from streamer.app import default_model_path
+    from streamer.config import ConfigError, load_settings
+
+    single, ens = (load_checkpoint(default_model_path(k)) for k in ("single", "ensemble"))
+    assert isinstance(ens.model, DefectEnsemble) and len(ens.model.members) == 3
+    assert ens.model_id == ensemble_id_of([m["model_id"] for m in ens.metadata["members"]])
+    assert ens.metadata["members"][0]["model_id"] == single.model_id
+    assert ens.channels == single.channels and ens.window == single.window
+    chosen = ens.metadata["operating_thresholds"]
+    assert chosen["model_id"] == ens.model_id and chosen["chosen_on"]["seed"] == 8001
+    assert load_settings(None, {"model.shipped": "ensemble"}).model.shipped == "ensemble"
+    with pytest.raises(ConfigError, match=r"model\.shipped"):
+        load_settings(None, {"model.shipped": "triple"})

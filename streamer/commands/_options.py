@@ -19,6 +19,8 @@ SETTINGS_FLAGS: list[tuple[str, str, Any, str]] = [
     ("--from", "kafka.auto_offset_reset", click.Choice(["earliest", "latest"]),
      "where a new group starts"),
     ("--model", "model.path", click.Path(dir_okay=False), "checkpoint (default: shipped model)"),
+    ("--shipped", "model.shipped", click.Choice(["single", "ensemble"]),
+     "which shipped model without --model"),
     ("--device", "model.device", click.Choice(["auto", "cpu", "cuda"]), "inference device"),
     ("--precision", "model.precision", click.Choice(["fp32", "bf16", "fp16"]),
      "inference precision (bf16/fp16 on CUDA only)"),
