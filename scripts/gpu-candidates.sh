@@ -27,11 +27,7 @@ CHOOSE=${CHOOSE:-1}               # 0: train only (members of an ensemble get it
 CUDA_TESTS=${CUDA_TESTS:-1}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-if [ -z "${NO_WHEELS:-}" ]; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
-fi
+. scripts/device-wheels.sh
 work=$(mktemp -d)
 mkdir -p "$work/cand"
 { nvidia-smi; nproc; git rev-parse HEAD 2>/dev/null; git status --short 2>/dev/null

@@ -16,11 +16,7 @@ LOAD_PROCS=${LOAD_PROCS:-4}      # processes sending the readings
 CAPACITY_STEPS=${CAPACITY_STEPS:-10000,20000,30000}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-if [ -z "${NO_WHEELS:-}" ]; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
-fi
+. scripts/device-wheels.sh
 { nvidia-smi; nproc; "$PY" -c 'import torch; print(torch.__version__,
   torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA")'; } \
   > "$OUT/device.txt" 2>&1

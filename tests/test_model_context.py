@@ -8,26 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from streamer.channels import ChannelLayout
 from streamer.infer.engine import InferenceEngine
 from streamer.model.columns import ColumnEncoder
 from streamer.model.lstm import ModelConfigError, SteelDefectLSTM, default_config, read_steps
 from streamer.model.steps import last_steps, to_window_positions
-
-CHANNELS = list(ChannelLayout().channels)
-TC = [i for i, c in enumerate(CHANNELS) if c.startswith("tc_")]
-
-
-def tc(r: int, c: int) -> int:
-    return CHANNELS.index(f"tc_r{r}_c{c}")
+from tests.test_model_columns import CHANNELS, tc
+from tests.test_model_columns import window as column_window
 
 
 def window(T: int = 360, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = np.zeros((T, len(CHANNELS)))
-    x[:, TC] = 150 + rng.normal(0, 3, len(TC)) + rng.normal(0, 0.5, (T, len(TC)))
-    x[:, CHANNELS.index("casting_speed")] = 1.2
-    return x
+    return column_window(T, seed)
 
 
 def context_config(window_len: int = 360, steps: int = 120, baseline: int = 60) -> dict:

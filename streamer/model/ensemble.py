@@ -22,12 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from streamer.model.lstm import ModelConfigError, SteelDefectLSTM
+from streamer.model.lstm import LogitModel, ModelConfigError, SteelDefectLSTM
 
 _EPS = 1e-7  # keeps the logit of the mean finite (|logit| <= 16.1)
 
 
-class DefectEnsemble(nn.Module):
+class DefectEnsemble(LogitModel):
     def __init__(self, members: Sequence[SteelDefectLSTM]):
         super().__init__()
         if len(members) < 2:
@@ -48,13 +48,6 @@ class DefectEnsemble(nn.Module):
     @property
     def input_sources(self) -> torch.Tensor:
         return self.members[0].input_sources
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return self._run(x, lengths)["logits"]
-
-    @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.sigmoid(self.forward(x, lengths))
 
     def _run(self, x: torch.Tensor, lengths: Any, trace: dict | None = None) -> dict:
         out = self.members[0]._run(x, lengths, trace)

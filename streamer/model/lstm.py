@@ -243,7 +243,25 @@ def default_output_names(num_outputs: int) -> tuple[str, ...]:
 _ACTIVATIONS = {"relu": F.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
 
 
-class SteelDefectLSTM(nn.Module):
+class LogitModel(nn.Module):
+    """What the daemon, the evaluation and the CLI call: logits and probabilities from
+    ``_run`` (a dict of layer outputs with ``logits``). Shared by SteelDefectLSTM and
+    streamer.model.ensemble.DefectEnsemble."""
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, T, F], lengths [B] (valid steps per row; None = all T) -> logits [B, outputs]."""
+        return self._run(x, lengths)["logits"]
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-output probabilities (sigmoid of the logits); no gradients. Call eval() first."""
+        return torch.sigmoid(self.forward(x, lengths))
+
+    def _run(self, x: torch.Tensor, lengths: Any, trace: dict | None = None) -> dict:
+        raise NotImplementedError
+
+
+class SteelDefectLSTM(LogitModel):
     def __init__(self, config: dict[str, Any] | ModelConfig):
         super().__init__()
         self.config = validate_config(config)
@@ -378,15 +396,6 @@ class SteelDefectLSTM(nn.Module):
         return mean.float(), std.float()
 
     # -- forward -----------------------------------------------------------------------------
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """x [B, T, F], lengths [B] (valid steps per row; None = all T) -> logits [B, outputs]."""
-        return self._run(x, lengths)["logits"]
-
-    @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Per-output probabilities (sigmoid of the logits); no gradients. Call eval() first."""
-        return torch.sigmoid(self.forward(x, lengths))
 
     def _run(self, x: torch.Tensor, lengths: Any, trace: dict | None = None) -> dict:
         B, T = self._check_input(x)
