@@ -142,6 +142,9 @@ def test_cli_builds_an_ensemble_and_info_shows_it(tmp_path: Path, members: list[
     assert meta["data_seeds"] == [] and meta["data"] == []  # tiny members record no data
     info = CliRunner().invoke(cli, ["model", "info", str(out)])
     assert info.exit_code == 0 and "members:     3" in info.output
+    speed = CliRunner().invoke(cli, ["model", "speed", "--checkpoint", str(out), "--batch", "1,4",
+                                     "--seconds", "0.1", "--threads", "1", "--device", "cpu"])
+    assert speed.exit_code == 0, speed.output
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     res = CliRunner().invoke(cli, ["model", "ensemble", "--out", str(tmp_path / "e2.pt"),

@@ -44,6 +44,7 @@ class DefectEnsemble(LogitModel):
         self.members = nn.ModuleList(members)
         self.config = first  # what callers read: window, channels, read steps, outputs
         self.num_outputs: int = members[0].num_outputs
+        self.input_size: int = members[0].input_size
 
     @property
     def input_sources(self) -> torch.Tensor:
