@@ -127,6 +127,16 @@ def _plain(value: Any, where: str) -> Any:
     raise CheckpointError(f"{where}: {type(value).__name__} is not a plain JSON-like value")
 
 
+def _weights(model: SteelDefectLSTM) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """(CPU copy of the state dict, the z-score stats as lists or None): what a file stores
+    of one model."""
+    state_dict = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+    if "input_mean" not in state_dict:
+        return state_dict, None
+    return state_dict, {"mean": state_dict["input_mean"].tolist(),
+                        "std": state_dict["input_std"].tolist()}
+
+
 def save_checkpoint(
     path: str | Path,
     model: SteelDefectLSTM,
@@ -172,13 +182,7 @@ def save_checkpoint(
     config["data"]["channels"] = channels
     config["data"]["window"] = window
 
-    state_dict = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
-    input_stats = None
-    if "input_mean" in state_dict:
-        input_stats = {
-            "mean": state_dict["input_mean"].tolist(),
-            "std": state_dict["input_std"].tolist(),
-        }
+    state_dict, input_stats = _weights(model)
     model_id = model_id_of(config, channels, defect_types, window, state_dict)
     payload = {
         "format_version": FORMAT_VERSION,
@@ -206,20 +210,16 @@ def save_ensemble(path: str | Path, members: list[LoadedModel],
     if len(members) < 2:
         raise CheckpointError(f"an ensemble needs at least 2 members, got {len(members)}")
     first = members[0]
-    for i, m in enumerate(members[1:], start=1):
+    for i, m in enumerate(members):
+        if isinstance(m.model, DefectEnsemble):
+            raise CheckpointError(f"member {i} ({m.model_id}) is itself an ensemble")
         for name in ("channels", "defect_types", "window"):
             if getattr(m, name) != getattr(first, name):
                 raise CheckpointError(f"member {i} ({m.model_id}): {name} differs from member "
                                       f"0's ({first.model_id})")
-        if isinstance(m.model, DefectEnsemble):
-            raise CheckpointError(f"member {i} ({m.model_id}) is itself an ensemble")
-    if isinstance(first.model, DefectEnsemble):
-        raise CheckpointError(f"member 0 ({first.model_id}) is itself an ensemble")
     parts = []
     for m in members:
-        state = {k: v.detach().to("cpu").clone() for k, v in m.model.state_dict().items()}
-        stats = ({"mean": state["input_mean"].tolist(), "std": state["input_std"].tolist()}
-                 if "input_mean" in state else None)
+        state, stats = _weights(m.model)
         parts.append({"model_id": m.model_id, "config": m.config, "input_stats": stats,
                       "state_dict": state})
     model_id = ensemble_id_of([m.model_id for m in members])

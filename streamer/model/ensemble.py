@@ -1,8 +1,8 @@
 """Several SteelDefectLSTMs read as one model: the probability is the mean of theirs.
 
 Why: single training runs of one recipe differ a lot in where they raise confident false
-alarms (on the development heats, 2-9 false alarms among five runs that all catch every
-event), while a defect drives every run up together. Averaging the members' calibrated
+alarms (on the development heats, 2-9 false alarms among five runs, most of which catch
+every event), while a defect drives every run up together. Averaging the members' calibrated
 probabilities keeps the defects and thins out each run's own mistakes (docs/training.md,
 "An ensemble of runs"). The cost is one forward pass per member.
 

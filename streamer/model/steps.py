@@ -24,7 +24,7 @@ def last_steps(x: torch.Tensor, lengths: torch.Tensor | None, n: int
         return x[:, -n:], None, torch.full((x.shape[0],), T - n, device=x.device)
     lengths = lengths.to(x.device)
     start = (lengths - n).clamp(min=0)
-    idx = (start[:, None] + torch.arange(n, device=x.device)).clamp(max=T - 1)
+    idx = _positions(start, n, T)
     x = x.gather(1, idx[..., None].expand(-1, -1, x.shape[2]))
     lengths = lengths.clamp(max=n)
     return x, (None if int(lengths.min()) == n else lengths), start
@@ -35,7 +35,10 @@ def to_window_positions(w: torch.Tensor, start: torch.Tensor | None, T: int) -> 
     0 elsewhere (context readings and padding). Identity when nothing was cut."""
     if start is None:
         return w
-    n = w.shape[1]
-    idx = (start.to(w.device)[:, None] + torch.arange(n, device=w.device)).clamp(max=T - 1)
     out = w.new_zeros(w.shape[0], T)
-    return out.scatter_add_(1, idx, w)
+    return out.scatter_add_(1, _positions(start.to(w.device), w.shape[1], T), w)
+
+
+def _positions(start: torch.Tensor, n: int, T: int) -> torch.Tensor:
+    """[B, n] window positions of each row's kept readings (valid readings come first)."""
+    return (start[:, None] + torch.arange(n, device=start.device)).clamp(max=T - 1)
