@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One device call that judges training recipes by several runs each instead of one (single runs
 # of one recipe differ a lot: docs/training.md): the CUDA tests, and beside them one training
-# run per CONFIG:SEED on the GPU, all on the same heats (README step 1), each followed by its
+# run per CONFIG:SEED[:FLAG] on the GPU (FLAG: one more `streamer train` flag, e.g.
+# default:0:--ema-decay=0.999), all on the same heats (README step 1), each followed by its
 # alarm thresholds chosen on development seed 8001 on the host's CPU cores (README step 2).
 # Everything comes back as one .tgz (the device tool returns at most 8 files).
 #   here:   bash scripts/fetch-gpu-wheels.sh
@@ -44,14 +45,14 @@ t0=$(date +%s)
   > "$work/cand/generate.log" 2>&1 || { cat "$work/cand/generate.log"; exit 1; }
 echo "training heats: $(( $(date +%s) - t0 )) s"
 for run in $RUNS; do
-  config=${run%%:*} seed=${run##*:}
-  name="$config-s$seed"
+  IFS=: read -r config seed flag <<< "$run"
+  name="$config-s$seed${flag:+-${flag#--}}"
   (
     t1=$(date +%s)
     timeout "$TRAIN_LIMIT" "$PY" -m streamer train --data "$work/train" \
       --config configs/train/default.yaml --model-config "configs/model/$config.yaml" \
       --seed "$seed" --epochs "$EPOCHS" --windows-per-epoch "$WINDOWS" --device "$DEVICE" \
-      --threads 2 -q --out "$work/cand/$name.pt" --report "$work/cand/$name-train.json" \
+      --threads 2 -q ${flag:+"$flag"} --out "$work/cand/$name.pt" --report "$work/cand/$name-train.json" \
       > "$work/cand/$name-train.log" 2>&1
     echo "$name: train rc $? in $(( $(date +%s) - t1 )) s"
     [ -f "$work/cand/$name.pt" ] && [ "$CHOOSE" = 1 ] || exit 0

@@ -385,6 +385,36 @@ def test_training_a_model_with_context_reads_the_last_steps(small_source: Source
     assert not np.allclose(want, relative_stats_from_segments(tr, 90), rtol=0.02)
 
 
+def test_ema_keeps_the_average_of_the_weights(small_source: Source,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``ema_decay`` the saved model is the moving average of every step's weights (the
+    first step's weights, then d * avg + (1 - d) * new), not the last step's weights."""
+    steps: list[list[torch.Tensor]] = []
+    step = torch.optim.AdamW.step
+
+    def recording_step(self, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        out = step(self, *a, **kw)
+        steps.append([p.detach().clone() for g in self.param_groups for p in g["params"]])
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    d = 0.8
+    res = train([small_source], tiny_model_config(),
+                tiny_train_config(epochs=1, calibrate=False, ema_decay=d),
+                progress=False, log=lambda m: None)
+    assert len(steps) >= 10 and res.metadata["train_config"]["ema_decay"] == d
+    avg = steps[0]
+    for new in steps[1:]:
+        avg = [d * a + (1 - d) * n for a, n in zip(avg, new)]
+    got = list(res.model.parameters())
+    assert len(got) == len(avg)
+    for g, a, last in zip(got, avg, steps[-1]):
+        torch.testing.assert_close(g.detach(), a, rtol=1e-5, atol=1e-6)
+    assert not all(torch.allclose(g.detach(), last) for g, last in zip(got, steps[-1]))
+    with pytest.raises(TrainConfigError, match="ema_decay"):
+        make_train_config({"ema_decay": 1.0})
+
+
 def test_input_stats_come_from_training_heats_only(small_source: Source, trained) -> None:
     segs, _ = prepare_segments([small_source], small_source.heats.channels)
     tr, va = split_train_segments(segs, 0.34, 0)

@@ -42,6 +42,8 @@ def _fail(msg: str, code: int = 2) -> None:
 @click.option("--seed", type=int, help="Seed of weights, sampling and the heat split.")
 @click.option("--val-fraction", type=float, help="Share of heats held out for validation.")
 @click.option("--patience", type=int, help="Early-stopping patience in epochs.")
+@click.option("--ema-decay", type=float,
+              help="Keep and save a moving average of the weights with this decay per step.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Training device.")
 @click.option("--threads", type=int, help="torch CPU threads (0 = torch default).")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=str),
@@ -52,7 +54,7 @@ def train(data_dirs: tuple[str, ...], simulate: bool, sim_config: str, sim_seed:
           train_config: str | None, epochs: int | None, max_minutes: float | None,
           batch_size: int | None, windows_per_epoch: int | None, lr: float | None,
           seed: int | None, val_fraction: float | None, patience: int | None,
-          device: str | None, threads: int | None, report: str | None, quiet: bool) -> None:
+          ema_decay: float | None, device: str | None, threads: int | None, report: str | None, quiet: bool) -> None:
     """Train the defect model; validation heats are split off by heat.
 
     \b
@@ -79,7 +81,8 @@ def train(data_dirs: tuple[str, ...], simulate: bool, sim_config: str, sim_seed:
     try:
         cfg = load_train_config(train_config, epochs=epochs, max_minutes=max_minutes,
                                 batch_size=batch_size, windows_per_epoch=windows_per_epoch,
-                                lr=lr, seed=seed, val_fraction=val_fraction, device=device,
+                                lr=lr, seed=seed, val_fraction=val_fraction, ema_decay=ema_decay,
+                                device=device,
                                 threads=threads, **{"early_stopping.patience": patience})
     except TrainConfigError as exc:
         _fail(str(exc))

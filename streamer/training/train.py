@@ -104,6 +104,10 @@ class TrainConfig(_Section):
     weight_decay: float = Field(1e-4, ge=0)
     grad_clip: float = Field(1.0, gt=0)
     lr_schedule: Literal["cosine", "constant"] = "cosine"
+    ema_decay: float | None = Field(
+        None, gt=0, lt=1, description="keep an exponential moving average of the weights with "
+        "this decay per step; validation, early stopping and the saved model use the average "
+        "(null = the raw weights)")
     val_fraction: float = Field(0.2, gt=0, lt=1, description="share of heats held out")
     min_fill: int = Field(60, ge=2, description="shortest window (daemon buffer.min_fill)")
     short_fraction: float = Field(0.2, ge=0, le=1, description="batches of length < window")
@@ -483,6 +487,14 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
         keep = (y != IGNORE).to(logits.dtype)  # steps before an event is evident: no loss
         return (bce(logits, y.clamp(max=1.0)) * keep).sum() / keep.sum().clamp(min=1.0)
 
+    # The average is what is validated and kept: one run's weights at one step carry that
+    # step's noise, which shows as confident false alarms that differ from run to run.
+    ema = None
+    if cfg.ema_decay is not None:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay),
+            use_buffers=True)
+    kept = model if ema is None else ema.module
     higher = cfg.early_stopping.metric == "mean_pr_auc"
     best_val, best_epoch, best_state, bad_epochs = None, 0, None, 0
     history: list[dict[str, Any]] = []
@@ -505,6 +517,8 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
             opt.step()
             if sched is not None:
                 sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             losses.append(loss.item())
             if len(losses) % 20 == 0:
                 bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
@@ -513,7 +527,7 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
                 break
         bar.close()
         train_s = time.perf_counter() - t_ep
-        scored = score_segments(model, val_segs, window, cfg.min_fill, cfg.val_stride,
+        scored = score_segments(kept, val_segs, window, cfg.min_fill, cfg.val_stride,
                                 device=device)
         vm = window_metrics(scored.y, scored.logits, defect_types)
         rec = {"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else None,
@@ -535,7 +549,7 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
             + f" ({train_s:.0f} s){' *' if improved else ''}")
         if improved:
             best_val, best_epoch, bad_epochs = value, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
         else:
             bad_epochs += 1
         if out_of_time:
