@@ -44,6 +44,14 @@ t0=$(date +%s)
   generate --out "$work/train" --config configs/sim/default.yaml --seed 11 --hours "$HOURS" \
   > "$work/cand/generate.log" 2>&1 || { cat "$work/cand/generate.log"; exit 1; }
 echo "training heats: $(( $(date +%s) - t0 )) s"
+choose() {  # NAME THREADS: alarm thresholds on the development heats, written into NAME.pt
+  local t2; t2=$(date +%s)
+  timeout "$CHOOSE_LIMIT" "$PY" -m streamer.evaluation.thresholds "$work/cand/$1.pt" \
+    --seed 8001 --strands "$DEV_STRANDS" --hours "$DEV_HOURS" --threads "$2" \
+    --grid 0.5:0.98:0.02 --json "$work/cand/$1-thresholds.json" --write \
+    > "$work/cand/$1-thresholds.log" 2>&1
+  echo "$1: thresholds rc $? in $(( $(date +%s) - t2 )) s"
+}
 for run in $RUNS; do
   IFS=: read -r config seed flag <<< "$run"
   name="$config-s$seed${flag:+-${flag#--}}"
@@ -52,16 +60,23 @@ for run in $RUNS; do
     timeout "$TRAIN_LIMIT" "$PY" -m streamer train --data "$work/train" \
       --config configs/train/default.yaml --model-config "configs/model/$config.yaml" \
       --seed "$seed" --epochs "$EPOCHS" --windows-per-epoch "$WINDOWS" --device "$DEVICE" \
-      --threads 2 -q ${flag:+"$flag"} --out "$work/cand/$name.pt" --report "$work/cand/$name-train.json" \
-      > "$work/cand/$name-train.log" 2>&1
+      --threads 2 -q ${flag:+"$flag"} --out "$work/cand/$name.pt" \
+      --report "$work/cand/$name-train.json" > "$work/cand/$name-train.log" 2>&1
     echo "$name: train rc $? in $(( $(date +%s) - t1 )) s"
     [ -f "$work/cand/$name.pt" ] && [ "$CHOOSE" = 1 ] || exit 0
-    t2=$(date +%s)
-    timeout "$CHOOSE_LIMIT" "$PY" -m streamer.evaluation.thresholds "$work/cand/$name.pt" \
-      --seed 8001 --strands "$DEV_STRANDS" --hours "$DEV_HOURS" --threads 2 \
-      --grid 0.5:0.98:0.02 --json "$work/cand/$name-thresholds.json" --write \
-      > "$work/cand/$name-thresholds.log" 2>&1
-    echo "$name: thresholds rc $? in $(( $(date +%s) - t2 )) s"
+    choose "$name" 2
+  ) &
+done
+wait
+# ENSEMBLES="NAME:RUN,RUN,... ...": each averages the named runs (the names above) and gets its
+# own thresholds (CHOOSE_THREADS each)
+for spec in ${ENSEMBLES:-}; do
+  ename=${spec%%:*} members=${spec#*:}
+  (
+    "$PY" -m streamer model ensemble --out "$work/cand/$ename.pt" \
+      $(for m in ${members//,/ }; do echo "$work/cand/$m.pt"; done) \
+      > "$work/cand/$ename-ensemble.log" 2>&1 || { echo "$ename: ensemble failed"; exit 0; }
+    choose "$ename" "${CHOOSE_THREADS:-4}"
   ) &
 done
 wait

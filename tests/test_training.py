@@ -523,6 +523,59 @@ def test_cli_trains_and_checkpoint_carries_metadata(small_dir: Path, tmp_path: P
     assert json.loads(report.read_text())["best_epoch"] == 1
 
 
+def test_members_train_one_ensemble_of_seeded_runs(small_source: Source, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``members: 2`` gives an ensemble whose members are exactly the runs with seeds s and
+    s + 1, each with its own heat split, and shares max_minutes between them."""
+    import streamer.training.train as train_mod
+    from streamer.model.ensemble import DefectEnsemble
+    from streamer.training.train import run
+
+    seen: list[tuple[int, float]] = []
+    real = train_mod.train
+
+    def recording(sources, mc, cfg, **kw):  # noqa: ANN001, ANN003, ANN202
+        seen.append((cfg.seed, cfg.max_minutes))
+        return real(sources, mc, cfg, **kw)
+
+    monkeypatch.setattr(train_mod, "train", recording)
+    cfg = tiny_train_config(epochs=1, seed=3, members=2, max_minutes=10)
+    model_id, _ = run([small_source], tiny_model_config(), cfg, tmp_path / "e.pt",
+                        progress=False, log=lambda m: None, command="cmd")
+    assert [s for s, _ in seen] == [3, 4]
+    assert 4.9 < seen[0][1] <= 5.0 and 5.0 <= seen[1][1] < 10.0  # half, then what is left
+    lm = load_checkpoint(tmp_path / "e.pt")
+    assert lm.model_id == model_id and isinstance(lm.model, DefectEnsemble)
+    md = lm.metadata
+    assert md["command"] == "cmd" and md["train_config"]["members"] == 2
+    assert [m["split"]["seed"] for m in md["members"]] == [3, 4]
+    assert md["data_seeds"] == [7]
+    monkeypatch.setattr(train_mod, "train", real)
+    for k, seed in enumerate((3, 4)):
+        alone = real([small_source], tiny_model_config(), tiny_train_config(epochs=1, seed=seed),
+                     progress=False, log=lambda m: None)
+        want, got = alone.model.state_dict(), lm.model.members[k].state_dict()
+        assert all(torch.equal(want[n], got[n]) for n in want), k
+
+
+def test_cli_members_write_an_ensemble(small_dir: Path, tmp_path: Path) -> None:
+    mc = tmp_path / "tiny.yaml"
+    import yaml
+
+    mc.write_text(yaml.safe_dump({**tiny_model_config(), "data": {
+        "window": WINDOW, "channels": generate(load_config(SMALL, hours=0.1)).channels}}))
+    out = tmp_path / "e.pt"
+    r = _cli(["--data", str(small_dir), "--model-config", str(mc), "--epochs", "1",
+              "--windows-per-epoch", "128", "--members", "2", "--threads", "1",
+              "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    lm = load_checkpoint(out)
+    assert f"ensemble {lm.model_id} of 2 runs" in r.output
+    assert r.output.count("val sticker") == 4  # ROC/PR and events, per member
+    r = _cli(["--data", str(small_dir), "--members", "0", "--out", str(out)])
+    assert r.exit_code != 0 and "members" in r.output and "Traceback" not in r.output
+
+
 @pytest.mark.parametrize("make", ["missing", "file", "corrupt"])
 def test_cli_bad_data_dir(tmp_path: Path, small_dir: Path, make: str) -> None:
     d = tmp_path / "data"

@@ -44,6 +44,8 @@ def _fail(msg: str, code: int = 2) -> None:
 @click.option("--patience", type=int, help="Early-stopping patience in epochs.")
 @click.option("--ema-decay", type=float,
               help="Keep and save a moving average of the weights with this decay per step.")
+@click.option("--members", type=int,
+              help="Train this many runs (seeds seed, seed+1, ...) and save them as one ensemble.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Training device.")
 @click.option("--threads", type=int, help="torch CPU threads (0 = torch default).")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=str),
@@ -54,7 +56,7 @@ def train(data_dirs: tuple[str, ...], simulate: bool, sim_config: str, sim_seed:
           train_config: str | None, epochs: int | None, max_minutes: float | None,
           batch_size: int | None, windows_per_epoch: int | None, lr: float | None,
           seed: int | None, val_fraction: float | None, patience: int | None,
-          ema_decay: float | None, device: str | None, threads: int | None, report: str | None, quiet: bool) -> None:
+          ema_decay: float | None, members: int | None, device: str | None, threads: int | None, report: str | None, quiet: bool) -> None:
     """Train the defect model; validation heats are split off by heat.
 
     \b
@@ -82,7 +84,7 @@ def train(data_dirs: tuple[str, ...], simulate: bool, sim_config: str, sim_seed:
         cfg = load_train_config(train_config, epochs=epochs, max_minutes=max_minutes,
                                 batch_size=batch_size, windows_per_epoch=windows_per_epoch,
                                 lr=lr, seed=seed, val_fraction=val_fraction, ema_decay=ema_decay,
-                                device=device,
+                                members=members, device=device,
                                 threads=threads, **{"early_stopping.patience": patience})
     except TrainConfigError as exc:
         _fail(str(exc))
@@ -119,10 +121,24 @@ def train(data_dirs: tuple[str, ...], simulate: bool, sim_config: str, sim_seed:
     m = res.metadata
     if report:
         Path(report).write_text(json.dumps(m, indent=2, default=str) + "\n")
+    members = m.get("members")
+    if members:
+        click.echo(f"wrote {out} (ensemble {model_id} of {len(members)} runs): "
+                   f"{m['wall_time_s']:.0f} s")
+        for k, mm in enumerate(members):
+            click.echo(f" member {k + 1} (seed {mm['split']['seed']}, model {mm['model_id']}):")
+            _echo_run(mm, res.defect_types)
+    else:
+        click.echo(f"wrote {out} (model {model_id}):")
+        _echo_run(m, res.defect_types)
+
+
+def _echo_run(m: dict, defect_types: list[str]) -> None:
+    """One training run's summary: epochs, validation metrics and events."""
+    click.echo(f"  {m['epochs_run']} epochs, best {m['best_epoch']} ({m['stopped']}), "
+               f"{m['wall_time_s']:.0f} s")
     vm = m["val_metrics"]
-    click.echo(f"wrote {out} (model {model_id}): {m['epochs_run']} epochs, best {m['best_epoch']} "
-               f"({m['stopped']}), {m['wall_time_s']:.0f} s")
-    for t in [*res.defect_types, "any"]:
+    for t in [*defect_types, "any"]:
         if t in vm and "roc_auc" in vm[t]:
             click.echo(f"  val {t:8s} ROC-AUC {vm[t]['roc_auc']:.4f}  PR-AUC {vm[t]['pr_auc']:.4f}"
                        f"  ({vm[t]['positives']} positive windows)")

@@ -297,7 +297,8 @@ class WindowSampler:
         for b in range(0, n_windows, batch_size):
             pick = draws[b:b + batch_size]
             L = self.window
-            if self.short_fraction > 0 and rng.random() < self.short_fraction:
+            if self.short_fraction > 0 and self.min_fill < self.window \
+                    and rng.random() < self.short_fraction:  # (min_fill == window: none)
                 L = int(rng.integers(self.min_fill, self.window))
             early = self.ends[pick] + 1 < L
             if early.any():

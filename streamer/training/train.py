@@ -124,6 +124,9 @@ class TrainConfig(_Section):
         "Evaluation always labels from onset")
     val_stride: int = Field(2, ge=1, description="score every n-th validation window per epoch "
                             "(the final scoring of the best model uses every window)")
+    members: int = Field(1, ge=1, le=8, description="train this many runs (seeds seed, seed+1, "
+                         "...) on the same heats and save their average, an ensemble "
+                         "(DefectEnsemble); max_minutes is for all of them together")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(1, ge=0, description="torch CPU threads; 0 = torch's default")
 
@@ -611,13 +614,60 @@ def run(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainConfi
         *, command: str | None = None, progress: bool = True,
         log: Callable[[str], None] = print, extra_metadata: dict[str, Any] | None = None
         ) -> tuple[str, TrainResult]:
-    """Train and write the checkpoint; returns (model_id, result)."""
+    """Train and write the checkpoint; returns (model_id, result).
+
+    With ``cfg.members`` > 1 it trains that many runs one after the other, each with its own
+    seed (weights, draws and heat split), and writes them as one ensemble checkpoint: runs of
+    one recipe agree on the defects and differ in where they raise confident false alarms,
+    which their average keeps down (docs/training.md). The result's metadata is the
+    ensemble's: each member's full training metadata under ``members``."""
     from streamer.model.checkpoint import save_checkpoint
 
-    res = train(sources, model_config, cfg, progress=progress, log=log)
-    meta = {**res.metadata, "command": command, **(extra_metadata or {})}
-    res.metadata = meta
-    model_id = save_checkpoint(out, res.model, channels=res.channels,
-                               defect_types=tuple(res.defect_types), window=res.window,
-                               metadata=meta)
-    return model_id, res
+    if cfg.members == 1:
+        res = train(sources, model_config, cfg, progress=progress, log=log)
+        meta = {**res.metadata, "command": command, **(extra_metadata or {})}
+        res.metadata = meta
+        model_id = save_checkpoint(out, res.model, channels=res.channels,
+                                   defect_types=tuple(res.defect_types), window=res.window,
+                                   metadata=meta)
+        return model_id, res
+    return _run_members(sources, model_config, cfg, out, command=command, progress=progress,
+                        log=log, extra_metadata=extra_metadata)
+
+
+def _run_members(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainConfig,
+                 out: str | Path, *, command: str | None, progress: bool,
+                 log: Callable[[str], None], extra_metadata: dict[str, Any] | None
+                 ) -> tuple[str, TrainResult]:
+    import tempfile
+
+    from streamer.model.checkpoint import load_checkpoint, save_checkpoint, save_ensemble
+
+    t_start = time.perf_counter()
+    budget_s = cfg.max_minutes * 60
+    loaded, metas = [], []
+    with tempfile.TemporaryDirectory(prefix="streamer-members-") as tmp:
+        for k in range(cfg.members):
+            guard = 0.0
+            if budget_s:  # what is left, shared by the members still to train
+                left = budget_s - (time.perf_counter() - t_start)
+                guard = max(left / (cfg.members - k), 1.0) / 60
+            member_cfg = cfg.model_copy(update={"seed": cfg.seed + k, "members": 1,
+                                                "max_minutes": guard})
+            log(f"member {k + 1}/{cfg.members}: seed {member_cfg.seed}")
+            res = train(sources, model_config, member_cfg, progress=progress, log=log)
+            path = Path(tmp) / f"member{k}.pt"
+            save_checkpoint(path, res.model, channels=res.channels,
+                            defect_types=tuple(res.defect_types), window=res.window,
+                            metadata=res.metadata)
+            loaded.append(load_checkpoint(path))
+            metas.append({"model_id": loaded[-1].model_id, **res.metadata})
+            log(f"member {k + 1}/{cfg.members}: model {loaded[-1].model_id}, "
+                f"{res.metadata['wall_time_s']:.0f} s")
+    meta = {"train_config": cfg.model_dump(mode="json"), "members": metas,
+            "wall_time_s": round(time.perf_counter() - t_start, 1),
+            "command": command, **(extra_metadata or {})}
+    model_id = save_ensemble(out, loaded, metadata=meta)
+    ens = load_checkpoint(out)
+    return model_id, TrainResult(ens.model, ens.channels, ens.defect_types, ens.window,
+                                 ens.metadata, [])
