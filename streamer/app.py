@@ -27,8 +27,6 @@ import time
 from collections import Counter as Tally
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,19 +45,11 @@ from streamer.consume.warmup import warm_up_partition
 from streamer.formats.alert import ALERT_VERSION, LEVELS, encode_alert
 from streamer.infer.engine import InferenceEngine, InferResult
 from streamer.kafka_client import security_kwargs
+from streamer.model.shipped import default_model_path
 from streamer.ops.metrics import Metrics
 from streamer.publish.producer import DLQ_VALUE_LIMIT, dead_letter_headers, start_producer
 
 log = structlog.get_logger("streamer")
-
-
-SHIPPED_MODELS = {"single": "model.pt", "ensemble": "ensemble.pt"}
-
-
-def default_model_path(shipped: str = "single") -> Path:
-    """A model shipped in the package (streamer/model/default/README.md)."""
-    return Path(str(resources.files("streamer.model").joinpath("default",
-                                                               SHIPPED_MODELS[shipped])))
 
 
 @dataclass(slots=True)

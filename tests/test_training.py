@@ -276,6 +276,16 @@ def test_a_window_early_in_its_segment_does_not_cut_its_batch(small_source: Sour
     assert cut > len(short)
 
 
+def test_min_fill_equal_to_the_window_draws_only_full_windows(small_source: Source) -> None:
+    """No length lies in [min_fill, window) then: short batches are skipped, not an error
+    (numpy's 'low >= high' before)."""
+    segs, _ = prepare_segments([small_source], small_source.heats.channels)
+    sm = WindowSampler(segs, DEFECT_TYPES, WINDOW, WINDOW, {"background": 1.0},
+                       short_fraction=0.5)
+    shapes = [x.shape for x, _ in sm.epoch(640, 64, np.random.default_rng(0))]
+    assert sum(s[0] for s in shapes) == 640 and all(s[1] == WINDOW for s in shapes)
+
+
 def test_augment_shifts_and_mirrors(small_source: Source) -> None:
     channels = small_source.heats.channels  # 3 x 6 thermocouples
     aug = Augment(channels, tc_sd=0.0, tc_common_sd=0.0, process_sd={}, mirror=1.0)
@@ -525,8 +535,8 @@ def test_cli_trains_and_checkpoint_carries_metadata(small_dir: Path, tmp_path: P
 
 def test_members_train_one_ensemble_of_seeded_runs(small_source: Source, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """``members: 2`` gives an ensemble whose members are exactly the runs with seeds s and
-    s + 1, each with its own heat split, and shares max_minutes between them."""
+    """``members: 2`` gives an ensemble whose members are exactly the one-run trainings with
+    seeds s and s + 1, and shares max_minutes between them."""
     import streamer.training.train as train_mod
     from streamer.model.ensemble import DefectEnsemble
     from streamer.training.train import run
@@ -541,7 +551,7 @@ def test_members_train_one_ensemble_of_seeded_runs(small_source: Source, tmp_pat
     monkeypatch.setattr(train_mod, "train", recording)
     cfg = tiny_train_config(epochs=1, seed=3, members=2, max_minutes=10)
     model_id, _ = run([small_source], tiny_model_config(), cfg, tmp_path / "e.pt",
-                        progress=False, log=lambda m: None, command="cmd")
+                      progress=False, log=lambda m: None, command="cmd")
     assert [s for s, _ in seen] == [3, 4]
     assert 4.9 < seen[0][1] <= 5.0 and 5.0 <= seen[1][1] < 10.0  # half, then what is left
     lm = load_checkpoint(tmp_path / "e.pt")

@@ -11,12 +11,6 @@ import click
 from streamer.evaluation.gbt_training import DEFAULT_MAX_WINDOWS, DEFAULT_STRIDE
 
 
-def _default_model() -> Path:
-    from importlib import resources
-
-    return Path(str(resources.files("streamer.model").joinpath("default", "model.pt")))
-
-
 @click.command()
 @click.option("--model", "model_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None,
@@ -134,7 +128,9 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
         raise click.ClickException(msg)
 
     # -- model -----------------------------------------------------------------------------
-    path = model_path or _default_model()
+    from streamer.model.shipped import default_model_path
+
+    path = model_path or default_model_path()
     if model_path is None and not path.is_file():
         fail(f"no shipped model at {path}; pass --model CHECKPOINT")
     try:
