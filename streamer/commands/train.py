@@ -56,7 +56,8 @@ def train(data_dirs: tuple[str, ...], simulate: bool, sim_config: str, sim_seed:
           train_config: str | None, epochs: int | None, max_minutes: float | None,
           batch_size: int | None, windows_per_epoch: int | None, lr: float | None,
           seed: int | None, val_fraction: float | None, patience: int | None,
-          ema_decay: float | None, members: int | None, device: str | None, threads: int | None, report: str | None, quiet: bool) -> None:
+          ema_decay: float | None, members: int | None, device: str | None,
+          threads: int | None, report: str | None, quiet: bool) -> None:
     """Train the defect model; validation heats are split off by heat.
 
     \b

@@ -410,6 +410,7 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
     """Train a SteelDefectLSTM on the sources; return the best (calibrated) model + metadata.
 
     ``model_config`` may leave ``data.channels`` empty: the first source's channels are used.
+    One run, whatever ``cfg.members`` says: :func:`run` trains the members.
     """
     import torch
     from tqdm import tqdm
