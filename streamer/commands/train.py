@@ -122,11 +122,11 @@ def train(data_dirs: tuple[str, ...], simulate: bool, sim_config: str, sim_seed:
     m = res.metadata
     if report:
         Path(report).write_text(json.dumps(m, indent=2, default=str) + "\n")
-    members = m.get("members")
-    if members:
-        click.echo(f"wrote {out} (ensemble {model_id} of {len(members)} runs): "
+    runs = m.get("members")  # an ensemble's: each run's training metadata
+    if runs:
+        click.echo(f"wrote {out} (ensemble {model_id} of {len(runs)} runs): "
                    f"{m['wall_time_s']:.0f} s")
-        for k, mm in enumerate(members):
+        for k, mm in enumerate(runs):
             click.echo(f" member {k + 1} (seed {mm['split']['seed']}, model {mm['model_id']}):")
             _echo_run(mm, res.defect_types)
     else:
