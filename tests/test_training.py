@@ -21,8 +21,11 @@ from streamer.channels import DEFECT_TYPES
 from streamer.model.checkpoint import load_checkpoint
 from streamer.model.lstm import SteelDefectLSTM
 from streamer.training.data import (
+    HARD_NEGATIVE,
     IGNORE,
     IGNORED,
+    LOOK_ALIKE,
+    NEAR_EVENT,
     Augment,
     Source,
     TrainSegment,
@@ -40,12 +43,19 @@ from streamer.training.train import (
     TrainConfigError,
     fit_platt,
     fold_calibration,
+    load_train_config,
     make_train_config,
     score_segments,
     train,
     window_metrics,
 )
-from streamer.training.windows import label_steps, load_segments, split_by_heat, window_index
+from streamer.training.windows import (
+    Segment,
+    label_steps,
+    load_segments,
+    split_by_heat,
+    window_index,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ROOT / "configs" / "sim" / "small.yaml"
@@ -254,6 +264,87 @@ def test_sampler_shares_lengths_and_labels(small_source: Source) -> None:
     x, y = sm.gather(si, ends, 40)
     np.testing.assert_array_equal(x[1], segs[1].values[861:901])
     np.testing.assert_array_equal(y[0], segs[0].labels[500])
+
+
+def test_look_alike_steps_are_their_own_category() -> None:
+    """During a look-alike or up to hard_after_s after it; an event's surroundings and the
+    event itself still win, and other nuisances stay hard negatives."""
+    ts = np.arange(1000, dtype=np.float64)
+    labels = label_steps(ts, {"sticker": [(800.0, 830.0)]})
+    seg = Segment("C1-S1", np.array(["h"] * 1000, dtype=object), ts,
+                  np.zeros((1000, 2), np.float32), labels)
+    names = category_names(DEFECT_TYPES)
+    kw = {"near_before_s": 60, "near_after_s": 60, "hard_after_s": 20}
+    nuis = [(100.0, 150.0), (300.0, 350.0), (700.0, 760.0)]
+    cat = [names[c] for c in categorise(seg, [(800.0, 830.0)], nuis, **kw,
+                                        look_alikes=[(300.0, 350.0), (700.0, 760.0)])]
+    assert set(cat[100:171]) == {HARD_NEGATIVE} and cat[171] == "background"
+    assert set(cat[300:371]) == {LOOK_ALIKE} and cat[299] == cat[371] == "background"
+    assert set(cat[700:740]) == {LOOK_ALIKE} and set(cat[740:800]) == {NEAR_EVENT}
+    assert set(cat[800:831]) == {"sticker"}
+    without = [names[c] for c in categorise(seg, [(800.0, 830.0)], nuis, **kw)]
+    assert LOOK_ALIKE not in without and set(without[300:371]) == {HARD_NEGATIVE}
+
+
+def test_look_alike_kinds_pick_the_nuisances(small_source: Source) -> None:
+    """Only hard-negative steps move, and only those during (or 120 s after) a near-crack."""
+    channels = small_source.heats.channels
+    plain, _ = prepare_segments([small_source], channels)
+    split, _ = prepare_segments([small_source], channels, look_alike_kinds=["near_crack"])
+    names = category_names(DEFECT_TYPES)
+    la, hard = names.index(LOOK_ALIKE), names.index(HARD_NEGATIVE)
+    assert not any((s.category == la).any() for s in plain)
+    nuis = small_source.heats.nuisances.to_pylist()
+    moved_total = 0
+    for p, s in zip(plain, split, strict=True):
+        moved = s.category != p.category
+        assert (p.category[moved] == hard).all() and (s.category[moved] == la).all()
+        inside = np.zeros(len(s), dtype=bool)
+        for r in nuis:
+            if r["strand"] == s.strand and r["type"] == "near_crack":
+                inside |= (s.ts >= r["onset_ts"]) & (s.ts <= r["critical_ts"] + 120.0)
+        assert (inside[moved]).all()
+        assert not (inside & (p.category == hard) & ~moved).any()  # every such step moved
+        moved_total += int(moved.sum())
+    assert moved_total > 100
+
+
+def test_look_alike_share_zero_draws_as_before(small_source: Source) -> None:
+    """A recipe without the category (share 0) keeps its look-alikes in hard_negative, so it
+    draws exactly the windows it drew before the category existed; a share > 0 draws more."""
+    cfg0 = tiny_train_config(epochs=1)
+    assert cfg0.sampling.look_alike == 0 and cfg0.sampling.split_kinds() == []
+    cfg1 = tiny_train_config(epochs=1, sampling={"look_alike": 0.3})
+    assert cfg1.sampling.split_kinds() == ["near_sticker", "near_crack"]
+    channels = small_source.heats.channels
+    before, _ = prepare_segments([small_source], channels)
+    after, _ = prepare_segments([small_source], channels,
+                                look_alike_kinds=cfg0.sampling.split_kinds())
+    a = WindowSampler(before, DEFECT_TYPES, WINDOW, MIN_FILL, cfg0.sampling.fractions(), 0.2)
+    b = WindowSampler(after, DEFECT_TYPES, WINDOW, MIN_FILL, cfg0.sampling.fractions(), 0.2)
+    np.testing.assert_array_equal(a.p, b.p)
+    split, _ = prepare_segments([small_source], channels,
+                                look_alike_kinds=cfg1.sampling.split_kinds())
+    c = WindowSampler(split, DEFECT_TYPES, WINDOW, MIN_FILL, cfg1.sampling.fractions(), 0.2)
+    la = np.concatenate([s.category[MIN_FILL - 1:] for s in split]) == \
+        category_names(DEFECT_TYPES).index(LOOK_ALIKE)
+    assert c.shares[LOOK_ALIKE] > 0.2 and c.p[la].sum() == pytest.approx(c.shares[LOOK_ALIKE])
+    assert c.p[la].sum() > 2 * a.p[la].sum()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "train").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_train_configs_load(path: Path) -> None:
+    cfg = load_train_config(path)
+    assert cfg.epochs >= 1 and sum(cfg.sampling.fractions().values()) == pytest.approx(1.0)
+
+
+def test_look_alike_kinds_absent_from_the_data_name_the_field(small_source: Source) -> None:
+    cfg = tiny_train_config(epochs=1, sampling={"look_alike": 0.2,
+                                                "look_alike_kinds": ["near_crak"]})
+    with pytest.raises(TrainConfigError, match=r"sampling\.look_alike_kinds: .*near_crak.*"
+                                               r"near_crack"):
+        train([small_source], tiny_model_config(), cfg, progress=False, log=lambda m: None)
 
 
 def test_a_window_early_in_its_segment_does_not_cut_its_batch(small_source: Source) -> None:

@@ -7,8 +7,8 @@ Steps, in order:
 2. :func:`prepare_segments` turns each source into per-strand segments
    (:func:`streamer.training.windows.load_segments`, labels from the events), decodes the
    readings exactly like the daemon (:func:`streamer.consume.series.decode_series`), and
-   tags each step with a sampling category (positive per type, near an event, during a hard
-   negative, background).
+   tags each step with a sampling category (positive per type, near an event, during a
+   look-alike, during another hard negative, background).
    With several sources, strand and heat ids are prefixed ``s{i}:`` so that equal ids from
    different folders stay apart in the split.
 3. :class:`WindowSampler` draws an epoch's windows from the training segments with
@@ -37,8 +37,13 @@ from streamer.evaluation.rules import RuleSettings, level_swing, steps
 from streamer.training.windows import Segment, load_segments
 
 # Sampling categories of a step (the window ending there); one per step, first match wins:
-# positive of type k (0..K-1), then NEAR_EVENT, HARD_NEGATIVE, BACKGROUND.
+# positive of type k (0..K-1), IGNORED, then NEAR_EVENT, LOOK_ALIKE, HARD_NEGATIVE, BACKGROUND.
 NEAR_EVENT, HARD_NEGATIVE, BACKGROUND = "near_event", "hard_negative", "background"
+# During (or hard_after_s after) a nuisance of a look-alike kind: a hard negative that mimics a
+# defect's signature (near-sticker, near-crack), apart from sensor faults and process changes.
+# Only steps of the kinds passed as ``look_alike_kinds`` get it; with none they stay
+# HARD_NEGATIVE, as before the category existed.
+LOOK_ALIKE = "look_alike"
 IGNORED = "ignored"  # steps left out of the loss (``evident_labels``); never drawn
 IGNORE = 2  # label value of such a step in TrainSegment.labels (0 / 1 are the labels)
 
@@ -86,8 +91,11 @@ def load_sources(data_dirs: Sequence[str | Path] = (), *, simulate: bool = False
     return out
 
 
-def _intervals(rows: list[dict[str, Any]], strand: str) -> list[tuple[float, float]]:
-    return [(r["onset_ts"], r["critical_ts"]) for r in rows if r["strand"] == strand]
+def _intervals(rows: list[dict[str, Any]], strand: str, kinds: Sequence[str] | None = None
+               ) -> list[tuple[float, float]]:
+    """(start, end) of each row on ``strand``; with ``kinds``, of the rows of those types only."""
+    return [(r["onset_ts"], r["critical_ts"]) for r in rows if r["strand"] == strand
+            and (kinds is None or r["type"] in kinds)]
 
 
 def _mark(ts: np.ndarray, intervals: list[tuple[float, float]], before: float, after: float
@@ -102,14 +110,20 @@ def _mark(ts: np.ndarray, intervals: list[tuple[float, float]], before: float, a
 
 def categorise(seg: Segment, events: list[tuple[float, float]],
                nuisances: list[tuple[float, float]], *, near_before_s: float,
-               near_after_s: float, hard_after_s: float) -> np.ndarray:
-    """Category per step: k for a positive of type k, then K + (near, hard, background,
-    ignored)."""
+               near_after_s: float, hard_after_s: float,
+               look_alikes: list[tuple[float, float]] = ()) -> np.ndarray:
+    """Category per step, an index into ``category_names``; the later assignment wins.
+
+    ``look_alikes`` are the intervals of the look-alike nuisances (also in ``nuisances`` or
+    not: they take precedence over the other hard negatives either way)."""
     K = seg.labels.shape[1]
-    cat = np.full(len(seg), K + 2, dtype=np.int8)  # background
-    cat[_mark(seg.ts, nuisances, 0.0, hard_after_s)] = K + 1
-    cat[_mark(seg.ts, events, near_before_s, near_after_s)] = K
-    cat[(seg.labels == IGNORE).any(1)] = K + 3
+    idx = {n: i for i, n in enumerate(category_names(["_"] * K))}
+    cat = np.full(len(seg), idx[BACKGROUND], dtype=np.int8)
+    cat[_mark(seg.ts, nuisances, 0.0, hard_after_s)] = idx[HARD_NEGATIVE]
+    if look_alikes:
+        cat[_mark(seg.ts, list(look_alikes), 0.0, hard_after_s)] = idx[LOOK_ALIKE]
+    cat[_mark(seg.ts, events, near_before_s, near_after_s)] = idx[NEAR_EVENT]
+    cat[(seg.labels == IGNORE).any(1)] = idx[IGNORED]
     pos = (seg.labels == 1).any(1)
     cat[pos] = np.argmax(seg.labels[pos] == 1, axis=1)
     return cat
@@ -171,7 +185,7 @@ def mark_unevident(seg: Segment, events: list[dict[str, Any]], channels: Sequenc
 def prepare_segments(sources: list[Source], channels: Sequence[str],
                      defect_types: Sequence[str] = DEFECT_TYPES, *, near_before_s: float = 60.0,
                      near_after_s: float = 180.0, hard_after_s: float = 120.0,
-                     evident_types: Sequence[str] = ()
+                     evident_types: Sequence[str] = (), look_alike_kinds: Sequence[str] = ()
                      ) -> tuple[list[TrainSegment], dict[str, int]]:
     """Decoded, labelled, categorised segments of every source (one per strand).
 
@@ -205,7 +219,9 @@ def prepare_segments(sources: list[Source], channels: Sequence[str],
             cat = categorise(seg, _intervals(events, seg.strand),
                              _intervals(nuisances, seg.strand),
                              near_before_s=near_before_s, near_after_s=near_after_s,
-                             hard_after_s=hard_after_s)
+                             hard_after_s=hard_after_s,
+                             look_alikes=_intervals(nuisances, seg.strand, look_alike_kinds)
+                             if look_alike_kinds else [])
             heats = seg.heats if not prefix else np.array([prefix + h for h in seg.heats],
                                                             dtype=object)
             out.append(TrainSegment(prefix + seg.strand, heats, seg.ts, seg.values, seg.labels,
@@ -234,7 +250,7 @@ def split_train_segments(segments: list[TrainSegment], val_fraction: float, seed
 
 
 def category_names(defect_types: Sequence[str]) -> list[str]:
-    return [*defect_types, NEAR_EVENT, HARD_NEGATIVE, BACKGROUND, IGNORED]
+    return [*defect_types, NEAR_EVENT, LOOK_ALIKE, HARD_NEGATIVE, BACKGROUND, IGNORED]
 
 
 class WindowSampler:

@@ -23,6 +23,7 @@ from streamer.training.data import (
     Augment,
     HARD_NEGATIVE,
     IGNORE,
+    LOOK_ALIKE,
     NEAR_EVENT,
     Source,
     TrainSegment,
@@ -53,23 +54,34 @@ class SamplingConfig(_Section):
     slag: float = Field(0.10, ge=0)
     near_event: float = Field(0.15, ge=0,
                               description="negatives just before onset / after critical")
+    look_alike: float = Field(
+        0.0, ge=0, description="negatives during/after a nuisance of a look_alike_kinds kind; "
+        "0: those windows stay in hard_negative")
     hard_negative: float = Field(0.20, ge=0, description="negatives during/after a hard negative")
     background: float = Field(0.30, ge=0, description="all other negatives")
     near_before_s: float = Field(60.0, ge=0)
     near_after_s: float = Field(180.0, ge=0)
     hard_after_s: float = Field(120.0, ge=0)
+    look_alike_kinds: list[str] = Field(
+        default_factory=lambda: ["near_sticker", "near_crack"],
+        description="nuisance kinds that mimic a defect's signature")
 
     @model_validator(mode="after")
     def _some(self) -> SamplingConfig:
-        if self.sticker + self.crack + self.slag + self.near_event + self.hard_negative \
-                + self.background <= 0:
+        if self.sticker + self.crack + self.slag + self.near_event + self.look_alike \
+                + self.hard_negative + self.background <= 0:
             raise ValueError("the category shares must not all be 0")
         return self
 
     def fractions(self) -> dict[str, float]:
         return {"sticker": self.sticker, "crack": self.crack, "slag": self.slag,
-                NEAR_EVENT: self.near_event, HARD_NEGATIVE: self.hard_negative,
-                BACKGROUND: self.background}
+                NEAR_EVENT: self.near_event, LOOK_ALIKE: self.look_alike,
+                HARD_NEGATIVE: self.hard_negative, BACKGROUND: self.background}
+
+    def split_kinds(self) -> list[str]:
+        """The nuisance kinds drawn as LOOK_ALIKE: none while its share is 0, so that a
+        recipe without the category draws exactly what it drew before the category existed."""
+        return list(self.look_alike_kinds) if self.look_alike > 0 else []
 
 
 class AugmentConfig(_Section):
@@ -442,7 +454,8 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
     s = cfg.sampling
     segments, read_stats = prepare_segments(
         list(sources), channels, defect_types, near_before_s=s.near_before_s,
-        near_after_s=s.near_after_s, hard_after_s=s.hard_after_s, evident_types=cfg.evident_labels)
+        near_after_s=s.near_after_s, hard_after_s=s.hard_after_s, evident_types=cfg.evident_labels,
+        look_alike_kinds=s.split_kinds())
     train_segs, val_segs = split_train_segments(segments, cfg.val_fraction, cfg.seed)
     if not train_segs or not val_segs:
         raise ValueError(f"too few heats to split ({len({h for g in segments for h in g.heats})} "
@@ -456,6 +469,11 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
                       spike_degc=a.spike_degc, roll=a.roll)
     sampler = WindowSampler(train_segs, defect_types, window, cfg.min_fill, s.fractions(),
                             cfg.short_fraction, aug)
+    if s.look_alike > 0 and not sampler.counts[LOOK_ALIKE]:
+        kinds = sorted({r["type"] for src in sources for r in src.heats.nuisances.to_pylist()})
+        raise TrainConfigError(f"invalid train config: sampling.look_alike_kinds: no training "
+                               f"window falls in a nuisance of {s.look_alike_kinds}; the data's "
+                               f"nuisance kinds are {kinds}")
     log(f"data: {read_stats['readings']} readings ({read_stats['readings_dropped']} dropped by "
         f"the daemon's decoder rules), {len(split['train_heats'])} train / "
         f"{len(split['val_heats'])} validation heats, {len(sampler)} training windows")
