@@ -153,15 +153,21 @@ def test_cli_builds_an_ensemble_and_info_shows_it(tmp_path: Path, members: list[
 
 
 def test_the_shipped_ensemble_holds_the_shipped_model_and_its_own_thresholds() -> None:
-    """`model.shipped: ensemble` finds it; its first member is the shipped single model, so
-    alerts explain the same way; its thresholds were chosen for it, not copied."""
+    """`model.shipped: ensemble` finds it; its first member (whose attention explains its
+    alerts) is the previous default single model, whose reports ship in docs/reports; it reads
+    the same channels and window as today's single model; its thresholds were chosen for it,
+    not copied."""
+    import json
+
     from streamer.app import default_model_path
     from streamer.config import ConfigError, load_settings
 
     single, ens = (load_checkpoint(default_model_path(k)) for k in ("single", "ensemble"))
     assert isinstance(ens.model, DefectEnsemble) and len(ens.model.members) == 3
     assert ens.model_id == ensemble_id_of([m["model_id"] for m in ens.metadata["members"]])
-    assert ens.metadata["members"][0]["model_id"] == single.model_id
+    previous = Path(__file__).resolve().parents[1] / "docs" / "reports" / "315d1068299e"
+    first = ens.metadata["members"][0]["model_id"]
+    assert first == json.loads((previous / "thresholds.json").read_text())["model_id"]
     assert ens.channels == single.channels and ens.window == single.window
     chosen = ens.metadata["operating_thresholds"]
     assert chosen["model_id"] == ens.model_id and chosen["chosen_on"]["seed"] == 8001
