@@ -98,7 +98,7 @@ def _intervals(rows: list[dict[str, Any]], strand: str, kinds: Sequence[str] | N
             and (kinds is None or r["type"] in kinds)]
 
 
-def _mark(ts: np.ndarray, intervals: list[tuple[float, float]], before: float, after: float
+def _mark(ts: np.ndarray, intervals: Sequence[tuple[float, float]], before: float, after: float
           ) -> np.ndarray:
     m = np.zeros(len(ts), dtype=bool)
     for a, b in intervals:
@@ -111,7 +111,7 @@ def _mark(ts: np.ndarray, intervals: list[tuple[float, float]], before: float, a
 def categorise(seg: Segment, events: list[tuple[float, float]],
                nuisances: list[tuple[float, float]], *, near_before_s: float,
                near_after_s: float, hard_after_s: float,
-               look_alikes: list[tuple[float, float]] = ()) -> np.ndarray:
+               look_alikes: Sequence[tuple[float, float]] = ()) -> np.ndarray:
     """Category per step, an index into ``category_names``; the later assignment wins.
 
     ``look_alikes`` are the intervals of the look-alike nuisances (also in ``nuisances`` or
@@ -121,7 +121,7 @@ def categorise(seg: Segment, events: list[tuple[float, float]],
     cat = np.full(len(seg), idx[BACKGROUND], dtype=np.int8)
     cat[_mark(seg.ts, nuisances, 0.0, hard_after_s)] = idx[HARD_NEGATIVE]
     if look_alikes:
-        cat[_mark(seg.ts, list(look_alikes), 0.0, hard_after_s)] = idx[LOOK_ALIKE]
+        cat[_mark(seg.ts, look_alikes, 0.0, hard_after_s)] = idx[LOOK_ALIKE]
     cat[_mark(seg.ts, events, near_before_s, near_after_s)] = idx[NEAR_EVENT]
     cat[(seg.labels == IGNORE).any(1)] = idx[IGNORED]
     pos = (seg.labels == 1).any(1)
@@ -220,8 +220,7 @@ def prepare_segments(sources: list[Source], channels: Sequence[str],
                              _intervals(nuisances, seg.strand),
                              near_before_s=near_before_s, near_after_s=near_after_s,
                              hard_after_s=hard_after_s,
-                             look_alikes=_intervals(nuisances, seg.strand, look_alike_kinds)
-                             if look_alike_kinds else [])
+                             look_alikes=_intervals(nuisances, seg.strand, look_alike_kinds))
             heats = seg.heats if not prefix else np.array([prefix + h for h in seg.heats],
                                                             dtype=object)
             out.append(TrainSegment(prefix + seg.strand, heats, seg.ts, seg.values, seg.labels,

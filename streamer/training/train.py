@@ -68,8 +68,7 @@ class SamplingConfig(_Section):
 
     @model_validator(mode="after")
     def _some(self) -> SamplingConfig:
-        if self.sticker + self.crack + self.slag + self.near_event + self.look_alike \
-                + self.hard_negative + self.background <= 0:
+        if sum(self.fractions().values()) <= 0:
             raise ValueError("the category shares must not all be 0")
         return self
 
