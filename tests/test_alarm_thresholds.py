@@ -4,6 +4,7 @@ start-up, the checkpoint's operating thresholds, and the chooser's rule."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from streamer.evaluation.events import TruthEvent
 from streamer.evaluation.thresholds import (
     TypePoint,
     choose_threshold,
+    chosen_seeds,
     default_budgets,
     grid,
     sweep_scores,
@@ -229,6 +231,32 @@ def test_rule_budget_must_hold_from_the_threshold_upwards() -> None:
         choose_threshold("sticker", _pts(rows, 10), 0.6, reference=0.75)
 
 
+def test_margin_goes_up_to_just_below_where_a_development_event_is_lost() -> None:
+    """Within budget at the reference, zero false alarms on the development heats from 0.8 up,
+    a sticker lost above 0.9: step 2 goes to 0.9 - margin, not further, never below base."""
+    rows = [(0.7, 10, 3, 1.5), (0.8, 10, 0, 0.0), (0.84, 10, 0, 0.0), (0.86, 10, 0, 0.0),
+            (0.88, 10, 0, 0.0), (0.9, 10, 0, 0.0), (0.92, 9, 0, 0.0)]
+    c = choose_threshold("sticker", _pts(rows, 10), budget=0.6, reference=0.8, margin=0.02)
+    assert (c.base, c.t_hold, c.threshold, c.point.caught) == (0.8, 0.9, 0.88, 10)
+    assert choose_threshold("sticker", _pts(rows, 10), 0.6, 0.8, margin=0.0).threshold == 0.9
+    assert choose_threshold("sticker", _pts(rows, 10), 0.6, 0.8, margin=0.05).threshold == 0.84
+    # a margin wider than the room above base: base
+    assert choose_threshold("sticker", _pts(rows, 10), 0.6, 0.8, margin=0.5).threshold == 0.8
+
+
+def test_margin_holds_what_base_catches_when_base_is_below_the_reference() -> None:
+    """Base went down to 0.65 to catch a tenth event: step 2 may not give it back."""
+    rows = [(0.6, 10, 4, 2.0), (0.65, 10, 2, 1.0), (0.7, 9, 1, 0.5), (0.8, 7, 0, 0.0)]
+    c = choose_threshold("sticker", _pts(rows, 10), budget=5.0, reference=0.8, margin=0.0)
+    assert (c.base, c.t_hold, c.threshold) == (0.65, 0.65, 0.65)
+
+
+def test_chosen_seeds_reads_new_and_old_records() -> None:
+    assert chosen_seeds({"seeds": [8001, 8002], "sim_config": "x"}) == {8001, 8002}
+    assert chosen_seeds({"seed": 8001}) == {8001}
+    assert chosen_seeds(None) == set() and chosen_seeds({"seeds": "8001"}) == set()
+
+
 def test_budgets_and_grid() -> None:
     assert default_budgets(TYPES) == {"sticker": 0.6, "crack": 0.2, "slag": 0.2}
     assert default_budgets(("defect",)) == {"defect": 1.0}
@@ -314,6 +342,37 @@ def test_chooser_writes_the_thresholds_into_the_checkpoint(
                                                          "slag": 0.2}
     r = resolve_thresholds(AlertSettings(), TYPES, after.metadata)
     assert r.alarm == rec["alarm_by_type"] and set(r.source.values()) == {SOURCE_CHECKPOINT}
+
+
+def test_chooser_sweeps_several_development_seeds_as_one_set_of_heats(
+        tiny_small_ckpt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two seeds: twice the strand-days, the events of both, and a record that names both;
+    a report seed among them is refused."""
+    from streamer.evaluation.thresholds import main
+
+    base = [str(tiny_small_ckpt), "--sim-config", SMALL, "--strands", "1", "--hours", "1",
+            "--system", "rules"]
+    assert main([*base, "--seed", "8001", "--json", str(tmp_path / "one.json")]) == 0
+    assert main([*base, "--seed", "8002", "--json", str(tmp_path / "two.json")]) == 0
+    assert main([*base, "--seed", "8001", "--seed", "8002",
+                 "--json", str(tmp_path / "both.json")]) == 0
+    assert "dev seed 8001+8002" in capsys.readouterr().out
+    one, two, both = (json.loads((tmp_path / f"{n}.json").read_text())
+                      for n in ("one", "two", "both"))
+    assert one["chosen_on"]["seeds"] == [8001] and one["chosen_on"]["seed"] == 8001
+    assert both["chosen_on"]["seeds"] == [8001, 8002] and "seed" not in both["chosen_on"]
+    assert both["chosen_on"]["strand_days"] == pytest.approx(
+        one["chosen_on"]["strand_days"] + two["chosen_on"]["strand_days"], abs=2e-4)
+    for t in TYPES:
+        assert both["chosen_on"]["events"][t] == (one["chosen_on"]["events"][t]
+                                                  + two["chosen_on"]["events"][t])
+        # the counts of each seed add up at the reference (strands of the two seeds kept apart)
+        ref = {n: r["per_type"][t]["at_reference"] for n, r in
+               (("one", one), ("two", two), ("both", both))}
+        for key in ("caught", "missed", "false_alarms"):
+            assert ref["both"][key] == ref["one"][key] + ref["two"][key], (t, key)
+    assert main([*base, "--seed", "8001", "--seed", "9001", "--json", "x.json"]) == 2
+    assert "seed 9001 is a held-out report seed" in capsys.readouterr().err
 
 
 def test_chooser_for_a_baseline_needs_a_json_record_and_never_writes_the_checkpoint(

@@ -99,13 +99,15 @@ def test_model_thresholds_resolve_like_the_daemon(tiny_ckpt: tuple[Path, str],
     ckpt = tmp_path / "m.pt"
     ckpt.write_bytes(tiny_ckpt[0].read_bytes())
     update_metadata(ckpt, {"operating_thresholds": {
-        "alarm_by_type": {"sticker": 0.55, "crack": 0.65}, "chosen_on": {"seed": 8001}}})
+        "alarm_by_type": {"sticker": 0.55, "crack": 0.65}, "chosen_on": {"seeds": [8001, 103]}}})
     cfg = tmp_path / "daemon.yaml"
     cfg.write_text("alerts:\n  alarm_by_type:\n    crack: 0.9\n")
     base = ["--model", str(ckpt), "--simulate", "--seed", "103", "--sim-config", str(SMALL),
             "--hours", "1", "--no-baselines", "-q"]
     res = _run([*base, "--out", str(tmp_path / "a"), "--config", str(cfg)])
     assert res.exit_code == 0, res.output
+    # one of the seeds the thresholds were chosen on is the one evaluated: said, not hidden
+    assert "thresholds were chosen on seed 103" in res.output
     rep = json.loads((tmp_path / "a" / "report.json").read_text())
     got = rep["settings"]["model_alarm_thresholds"]
     assert got["alarm_by_type"] == {"sticker": 0.55, "crack": 0.9, "slag": 0.8}

@@ -150,7 +150,7 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
                                               override=threshold)
     except (SettingsError, ThresholdError) as exc:
         fail(str(exc))
-    from streamer.evaluation.thresholds import load_baseline_thresholds
+    from streamer.evaluation.thresholds import chosen_seeds, load_baseline_thresholds
 
     baseline_thresholds: dict[str, Any] = {}
     baseline_records: dict[str, dict[str, Any]] = {}
@@ -197,12 +197,11 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     except SeedLeakError as exc:
         fail(str(exc))
     chosen_on = (loaded.metadata.get("operating_thresholds") or {}).get("chosen_on") or {}
-    if threshold is None and heldout_seed is not None and chosen_on.get("seed") == heldout_seed:
+    if threshold is None and heldout_seed is not None and heldout_seed in chosen_seeds(chosen_on):
         warnings.append(f"the checkpoint's operating thresholds were chosen on seed "
                         f"{heldout_seed}: these heats are not held out for them")
     for name, rec in baseline_records.items():
-        b_seed = (rec.get("chosen_on") or {}).get("seed")
-        if heldout_seed is not None and b_seed == heldout_seed:
+        if heldout_seed is not None and heldout_seed in chosen_seeds(rec.get("chosen_on")):
             warnings.append(f"the {name} thresholds of {rec['file']} were chosen on seed "
                             f"{heldout_seed}: these heats are not held out for them")
     for w in warnings:

@@ -5,7 +5,10 @@ cost the same. This chooser simulates heats from a development seed (never a tra
 never a held-out report seed: ``data.REPORT_SEEDS``), scores them once with the model, sweeps
 each type's alarm threshold through the daemon's alarm logic (``AlarmStates`` via
 :func:`streamer.evaluation.report.sweep_points`, the same path as ``streamer evaluate``'s
-operating points) and applies one rule per type (:func:`choose_threshold`):
+operating points) and applies one rule per type (:func:`choose_threshold`). Several
+development seeds (``--seed`` repeated) are swept as one set of heats.
+
+Step 1, the budget rule:
 
 - ``t_budget``: the lowest grid threshold from which on (it and every higher one) the type's
   false alarms per strand-day on the development heats are within its budget;
@@ -13,10 +16,20 @@ operating points) and applies one rule per type (:func:`choose_threshold`):
   catches (going lower catches nothing more on these heats);
 - ``t_keep``: the highest threshold that still catches every event the reference threshold
   (``alerts.alarm``, 0.8) catches;
-- chosen = ``min(max(t_budget, min(t_need, reference)), t_keep)``: go down from the
-  reference towards ``t_need`` only as far as the budget allows; go up from it only to meet
-  the budget, and never so far that a development event caught at the reference is lost.
-  No threshold within budget: ``t_keep`` (the fewest false alarms without losing an event).
+- ``base = min(max(t_budget, min(t_need, reference)), t_keep)``: go down from the reference
+  towards ``t_need`` only as far as the budget allows; go up from it only to meet the
+  budget, and never so far that a development event caught at the reference is lost. No
+  threshold within budget: ``t_keep`` (the fewest false alarms without losing an event).
+
+Step 2, the margin: ``t_hold`` is the highest threshold that still catches every
+development event ``base`` catches; chosen = the highest grid threshold in ``[base, t_hold -
+margin]`` (``base`` if there is none). Step 1 alone stopped at the reference whenever the
+development heats were within budget, and a few strand-days hold too few false alarms to
+say where they stop: the default model had 0.25 and 0.75 false alarms per strand-day on its
+development seeds and 1.25 on fresh ones. False alarms fall as the threshold rises, so step 2
+goes as high as it can without losing a development event; the margin (default 0.02, one
+step of a 0.02 grid) keeps it off the edge, because the peak of an event on fresh heats
+scatters (docs/evaluation.md, "Thresholds with a margin").
 
 Budgets (false alarms per strand-day): the project's bar of 1 in total, split sticker 0.6,
 the other types evenly (0.2 each): a missed sticker is a breakout, a missed crack a
@@ -45,7 +58,7 @@ import json
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,10 +72,13 @@ from streamer.json_file import json_default, read_json_object
 
 TOTAL_BUDGET = 1.0  # false alarms per strand-day, all types (the project's quality bar)
 STICKER_SHARE = 0.6
-RULE = ("per type: min(max(t_budget, min(t_need, reference)), t_keep); t_budget = lowest "
-        "grid threshold from which on the type's dev false alarms/strand-day <= its budget "
-        "(none: t_keep); t_need = highest threshold catching the most dev events; t_keep = "
-        "highest threshold catching every dev event the reference catches")
+MARGIN = 0.02  # stop this far below t_hold: an event's peak on fresh heats scatters
+RULE = ("per type: base = min(max(t_budget, min(t_need, reference)), t_keep); t_budget = "
+        "lowest grid threshold from which on the type's dev false alarms/strand-day <= its "
+        "budget (none: t_keep); t_need = highest threshold catching the most dev events; "
+        "t_keep = highest threshold catching every dev event the reference catches; then "
+        "chosen = highest grid threshold in [base, t_hold - margin] (none: base), t_hold = "
+        "highest threshold catching every dev event base catches")
 
 
 SYSTEMS = ("model", "gbt", "rules")
@@ -84,7 +100,7 @@ class TypePoint:
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    """The chosen threshold of one type and the three bounds that gave it."""
+    """The chosen threshold of one type and the bounds that gave it."""
 
     defect: str
     threshold: float
@@ -96,6 +112,9 @@ class Choice:
     within_budget: bool
     point: TypePoint
     at_reference: TypePoint
+    base: float  # the budget rule's threshold (step 1)
+    t_hold: float  # highest threshold catching every dev event the base catches
+    margin: float
 
 
 def grid(start: float = 0.5, stop: float = 0.95, step: float = 0.025,
@@ -118,7 +137,7 @@ def default_budgets(defect_types: Sequence[str], total: float = TOTAL_BUDGET,
 
 
 def choose_threshold(defect: str, points: Sequence[TypePoint], budget: float,
-                     reference: float) -> Choice:
+                     reference: float, margin: float = MARGIN) -> Choice:
     """Apply the rule (module docstring) to one type's sweep; ``reference`` must be in it."""
     pts = sorted(points, key=lambda p: p.threshold)
     ref = next((p for p in pts if math.isclose(p.threshold, reference)), None)
@@ -133,10 +152,14 @@ def choose_threshold(defect: str, points: Sequence[TypePoint], budget: float,
     t_need = max(p.threshold for p in pts if p.caught == best)
     t_keep = max(p.threshold for p in pts if p.caught >= ref.caught)
     lower = min(t_need, reference)
-    chosen = min(max(t_budget if t_budget is not None else math.inf, lower), t_keep)
-    point = next(p for p in pts if p.threshold == chosen)
-    return Choice(defect, chosen, budget, reference, t_budget, t_need, t_keep,
-                  point.false_alarms_per_strand_day <= budget + 1e-12, point, ref)
+    base = min(max(t_budget if t_budget is not None else math.inf, lower), t_keep)
+    at_base = next(p for p in pts if p.threshold == base)
+    t_hold = max(p.threshold for p in pts if p.caught >= at_base.caught)
+    span = [p for p in pts if base <= p.threshold <= t_hold - margin + 1e-9] or [at_base]
+    point = max(span, key=lambda p: p.threshold)
+    return Choice(defect, point.threshold, budget, reference, t_budget, t_need, t_keep,
+                  point.false_alarms_per_strand_day <= budget + 1e-12, point, ref,
+                  base, t_hold, margin)
 
 
 def type_points(operating_points: Sequence[Mapping[str, Any]]
@@ -173,9 +196,10 @@ def sweep_scores(series: Sequence[Any], scores: Sequence[np.ndarray], truth: Seq
 
 
 def choose_all(points: Mapping[str, Sequence[TypePoint]], budgets: Mapping[str, float],
-               reference: float) -> dict[str, Choice]:
+               reference: float, margin: float = MARGIN) -> dict[str, Choice]:
     """The rule applied to every type."""
-    return {t: choose_threshold(t, pts, budgets[t], reference) for t, pts in points.items()}
+    return {t: choose_threshold(t, pts, budgets[t], reference, margin)
+            for t, pts in points.items()}
 
 
 def format_sweep(points: Mapping[str, Sequence[TypePoint]], choices: Mapping[str, Choice],
@@ -197,12 +221,25 @@ def format_sweep(points: Mapping[str, Sequence[TypePoint]], choices: Mapping[str
                          f"{p.false_alarms:>4} {p.false_alarms_per_strand_day:>7.2f} "
                          f"{lead:>8}  {' '.join(mark)}")
         tb = "none" if c.t_budget is None else f"{c.t_budget:g}"
-        lines.append(f"  t_budget {tb}, t_need {c.t_need:g}, t_keep {c.t_keep:g} -> "
+        lines.append(f"  t_budget {tb}, t_need {c.t_need:g}, t_keep {c.t_keep:g} -> base "
+                     f"{c.base:g}; t_hold {c.t_hold:g}, margin {c.margin:g} -> "
                      f"{c.threshold:g} ({'within' if c.within_budget else 'OVER'} budget)")
     return "\n".join(lines)
 
 
-def record(choices: Mapping[str, Choice], *, model_id: str, seed: int, sim_config: str,
+def chosen_seeds(chosen_on: Mapping[str, Any] | None) -> set[int]:
+    """The development seeds of a record's ``chosen_on`` (``seeds``, or an older ``seed``)."""
+    if not isinstance(chosen_on, Mapping):
+        return set()
+    seeds = chosen_on.get("seeds")
+    if isinstance(seeds, list):
+        return {x for x in seeds if isinstance(x, int)}
+    seed = chosen_on.get("seed")
+    return {seed} if isinstance(seed, int) else set()
+
+
+def record(choices: Mapping[str, Choice], *, model_id: str, seeds: Sequence[int],
+           sim_config: str,
            strands_per_caster: int | None, hours: float | None, strand_days: float,
            events: Mapping[str, int], min_fill: int, thresholds: Sequence[float],
            command: str, system: str = "model",
@@ -218,11 +255,14 @@ def record(choices: Mapping[str, Choice], *, model_id: str, seed: int, sim_confi
         "budget_false_alarms_per_strand_day": {t: c.budget for t, c in choices.items()},
         "reference": next(iter(choices.values())).reference if choices else None,
         "grid": list(thresholds),
-        "chosen_on": {"seed": seed, "sim_config": sim_config,
+        "chosen_on": {**({"seed": seeds[0]} if len(seeds) == 1 else {}),
+                      "seeds": list(seeds), "sim_config": sim_config,
                       "strands_per_caster": strands_per_caster, "hours": hours,
                       "strand_days": round(strand_days, 4), "events": dict(events),
                       "min_fill": min_fill},
+        "margin": next(iter(choices.values())).margin if choices else None,
         "per_type": {t: {"t_budget": c.t_budget, "t_need": c.t_need, "t_keep": c.t_keep,
+                         "base": c.base, "t_hold": c.t_hold,
                          "within_budget": c.within_budget, "chosen": asdict(c.point),
                          "at_reference": asdict(c.at_reference)}
                      for t, c in choices.items()},
@@ -273,8 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--system", choices=SYSTEMS, default="model",
                     help="whose thresholds to choose (gbt, rules: a baseline's, for "
                          "streamer evaluate --baseline-thresholds; needs --json)")
-    ap.add_argument("--seed", type=int, required=True,
-                    help="development simulator seed (never a training seed, never a report seed)")
+    ap.add_argument("--seed", type=int, action="append", required=True,
+                    help="development simulator seed (never a training seed, never a report "
+                         "seed); repeat it to choose on the heats of several seeds together")
     ap.add_argument("--strands", type=int, default=3, help="strands per caster (2 casters)")
     ap.add_argument("--hours", type=float, default=8.0)
     ap.add_argument("--sim-config", default="configs/sim/default.yaml")
@@ -282,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference", type=float, default=None,
                     help="the single threshold to improve on (default: alerts.alarm, 0.8)")
     ap.add_argument("--grid", default="0.5:0.95:0.025", help="START:STOP:STEP")
+    ap.add_argument("--margin", type=float, default=MARGIN,
+                    help=f"how far below t_hold the rule stops (default {MARGIN:g})")
     ap.add_argument("--total-budget", type=float, default=TOTAL_BUDGET,
                     help="false alarms per strand-day, all types")
     ap.add_argument("--budget", type=_budget_arg, action="append", default=[],
@@ -312,15 +355,19 @@ def main(argv: list[str] | None = None) -> int:
                     "--baseline-thresholds)")
     if args.gbt_stride < 1 or args.gbt_max_windows < 0:
         return fail("--gbt-stride must be >= 1, --gbt-max-windows >= 0")
-    if args.seed in REPORT_SEEDS:
-        return fail(f"seed {args.seed} is a held-out report seed: choose on a development "
-                    "seed (e.g. 8001)")
+    seeds: list[int] = list(dict.fromkeys(args.seed))
+    for seed in seeds:
+        if seed in REPORT_SEEDS:
+            return fail(f"seed {seed} is a held-out report seed: choose on a development "
+                        "seed (e.g. 8001)")
     try:
         start, stop, step = (float(x) for x in args.grid.split(":"))
     except ValueError:
         return fail(f"--grid: expected START:STOP:STEP, got {args.grid!r}")
     if not (0 < start <= stop < 1 and step > 0):
         return fail("--grid: need 0 < START <= STOP < 1 and STEP > 0")
+    if not 0 <= args.margin < 1:
+        return fail(f"--margin: need 0 <= MARGIN < 1, got {args.margin:g}")
 
     import torch
 
@@ -343,8 +390,9 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load_checkpoint(args.model)
     except CheckpointError as exc:
         return fail(str(exc))
-    if args.seed in training_seeds(loaded.metadata):
-        return fail(f"seed {args.seed} trained {args.model}")
+    for seed in seeds:
+        if seed in training_seeds(loaded.metadata):
+            return fail(f"seed {seed} trained {args.model}")
     types = list(loaded.defect_types)
     budgets = default_budgets(types, args.total_budget)
     for key, val in args.budget:
@@ -354,46 +402,56 @@ def main(argv: list[str] | None = None) -> int:
     reference = args.reference if args.reference is not None else AlertSettings().alarm
     thresholds = grid(start, stop, step, include=[reference])
 
-    heats = generate(load_config(args.sim_config), seed=args.seed,
-                     strands_per_caster=args.strands, hours=args.hours)
-    hz = float(heats.manifest.get("hz") or 1.0)
-    series, _ = load_series(heats, loaded.channels, types)
-    strands = {s.strand for s in series}
-    truth = [e for e in truth_events(heats.events) if e.strand in strands and e.type in types]
+    sim_config = load_config(args.sim_config)
+    series, truth, scores = [], [], []
+    gbt = gbt_train = None
+    for seed in seeds:
+        heats = generate(sim_config, seed=seed, strands_per_caster=args.strands,
+                         hours=args.hours)
+        hz = float(heats.manifest.get("hz") or 1.0)
+        s_series, _ = load_series(heats, loaded.channels, types)
+        s_truth = truth_events(heats.events)
+        if len(seeds) > 1:  # strand names repeat across seeds: keep each seed's apart
+            s_series = [replace(s, strand=f"{seed}/{s.strand}") for s in s_series]
+            s_truth = [replace(e, strand=f"{seed}/{e.strand}") for e in s_truth]
+        strands = {s.strand for s in s_series}
+        truth += [e for e in s_truth if e.strand in strands and e.type in types]
+        ends = [np.arange(args.min_fill - 1, len(s)) for s in s_series]
+        if args.system == "model":
+            scores += model_scores(loaded, s_series, args.min_fill, progress=False)
+        elif args.system == "rules":
+            scores += rules_scores(s_series, ends, loaded.channels, hz, types)
+        else:
+            if gbt is None:  # fitted once, on the model's heats, as streamer evaluate fits
+                try:
+                    source = gbt_training_heats(
+                        loaded.metadata, heldout_seed=seed,
+                        heldout_sim_config=heats.manifest.get("config"),
+                        data_dir=Path(args.gbt_train_data) if args.gbt_train_data else None,
+                        seed=args.gbt_train_seed)
+                    gbt = fit_gbt(loaded, source, args.min_fill, stride=args.gbt_stride,
+                                  max_windows=args.gbt_max_windows or None,
+                                  threads=args.threads or None)
+                except GbtSourceError as exc:
+                    return fail(str(exc))
+                gbt_train = training_fingerprint(gbt.train_info)
+            scores += gbt_scores(gbt, s_series, ends)
+        series += s_series
     events = {t: sum(e.type == t for e in truth) for t in types}
-    ends = [np.arange(args.min_fill - 1, len(s)) for s in series]
-    gbt_train = None
-    if args.system == "model":
-        scores = model_scores(loaded, series, args.min_fill, progress=False)
-    elif args.system == "rules":
-        scores = rules_scores(series, ends, loaded.channels, hz, types)
-    else:
-        try:
-            source = gbt_training_heats(
-                loaded.metadata, heldout_seed=args.seed,
-                heldout_sim_config=heats.manifest.get("config"),
-                data_dir=Path(args.gbt_train_data) if args.gbt_train_data else None,
-                seed=args.gbt_train_seed)
-            gbt = fit_gbt(loaded, source, args.min_fill, stride=args.gbt_stride,
-                          max_windows=args.gbt_max_windows or None,
-                          threads=args.threads or None)
-        except GbtSourceError as exc:
-            return fail(str(exc))
-        gbt_train = training_fingerprint(gbt.train_info)
-        scores = gbt_scores(gbt, series, ends)
     points, strand_days = sweep_scores(series, scores, truth, types, thresholds,
                                        args.min_fill, hz)
-    choices = choose_all(points, budgets, reference)
+    choices = choose_all(points, budgets, reference, args.margin)
 
     whose = "" if args.system == "model" else f"{args.system} baseline for "
-    print(f"== {whose}{args.model} (model {loaded.model_id}), dev seed {args.seed}, "
+    print(f"== {whose}{args.model} (model {loaded.model_id}), dev seed "
+          f"{'+'.join(str(x) for x in seeds)}, "
           f"{len(series)} strands, {strand_days:.3f} strand-days, reference {reference:g}")
     print(format_sweep(points, choices, events))
     chosen = {t: c.threshold for t, c in choices.items()}
     print("chosen: " + ", ".join(f"{t} {v:g}" for t, v in chosen.items()))
     command = " ".join(["python -m streamer.evaluation.thresholds",
                         *(argv if argv is not None else sys.argv[1:])])
-    rec = record(choices, model_id=loaded.model_id, seed=args.seed,
+    rec = record(choices, model_id=loaded.model_id, seeds=seeds,
                  sim_config=args.sim_config, strands_per_caster=args.strands,
                  hours=args.hours, strand_days=strand_days, events=events,
                  min_fill=args.min_fill, thresholds=thresholds, command=command,
