@@ -41,7 +41,7 @@ SEED_SECTIONS = ("data", "dataset", "train_data", "val_data")
 # during near-cracks) shaped the look-alike sampling (docs/training.md, "Look-alike
 # negatives"), so its candidate reports on 9701 and 9801, again with the single model beside it.
 # The sweeps on 9701 and 9801 were then read while writing a new threshold rule (a margin
-# below the highest no-loss threshold, chosen on 8001 and 8002 together: docs/evaluation.md,
+# below the highest no-loss threshold, chosen on 8001-8003 together: docs/evaluation.md,
 # "Thresholds with a margin"), so every system's thresholds by that rule report on 9901, 9911
 # and 9921.
 REPORT_SEEDS = frozenset({9001, 9101, 9201, 9301, 9401, 9501, 9601, 9701, 9801, 9901, 9911,

@@ -23,9 +23,10 @@ Step 1, the budget rule:
 
 Step 2, the margin: ``t_hold`` is the highest threshold that still catches every
 development event ``base`` catches; chosen = the highest grid threshold in ``[base, t_hold -
-margin]`` (``base`` if there is none). Step 1 alone stopped at the reference whenever the
-development heats were within budget, and a few strand-days hold too few false alarms to
-say where they stop: the default model had 0.25 and 0.75 false alarms per strand-day on its
+margin]`` (``base`` if there is none, or if ``base`` catches no development event: then
+nothing shows where events would be lost). Step 1 alone stopped at the reference whenever
+the development heats were within budget, and a few strand-days hold too few false alarms
+to say where they stop: the default model had 0.25 and 0.75 false alarms per strand-day on its
 development seeds and 1.25 on fresh ones. False alarms fall as the threshold rises, so step 2
 goes as high as it can without losing a development event; the margin (default 0.02, one
 step of a 0.02 grid) keeps it off the edge, because the peak of an event on fresh heats
@@ -156,7 +157,8 @@ def choose_threshold(defect: str, points: Sequence[TypePoint], budget: float,
     at_base = next(p for p in pts if p.threshold == base)
     t_hold = max(p.threshold for p in pts if p.caught >= at_base.caught)
     span = [p for p in pts if base <= p.threshold <= t_hold - margin + 1e-9] or [at_base]
-    point = max(span, key=lambda p: p.threshold)
+    # no development event caught: nothing shows where events would be lost, so no step 2
+    point = max(span, key=lambda p: p.threshold) if at_base.caught else at_base
     return Choice(defect, point.threshold, budget, reference, t_budget, t_need, t_keep,
                   point.false_alarms_per_strand_day <= budget + 1e-12, point, ref,
                   base, t_hold, margin)
