@@ -28,8 +28,10 @@ from streamer.evaluation.thresholds import (
     TypePoint,
     choose_threshold,
     chosen_seeds,
+    choose_all,
     default_budgets,
     grid,
+    points_from_record,
     sweep_scores,
 )
 from tests.daemon_helpers import untrained_checkpoint
@@ -373,6 +375,17 @@ def test_chooser_sweeps_several_development_seeds_as_one_set_of_heats(
             assert ref["both"][key] == ref["one"][key] + ref["two"][key], (t, key)
     assert main([*base, "--seed", "8001", "--seed", "9001", "--json", "x.json"]) == 2
     assert "seed 9001 is a held-out report seed" in capsys.readouterr().err
+    # the record keeps the whole sweep: the same rule on it offline chooses the same values,
+    # and another margin can be tried without scoring the heats again
+    pts = points_from_record(both)
+    budgets = both["budget_false_alarms_per_strand_day"]
+    again = choose_all(pts, budgets, both["reference"], both["margin"])
+    assert {t: c.threshold for t, c in again.items()} == both["alarm_by_type"]
+    assert all(len(pts[t]) == len(both["grid"]) for t in TYPES)
+    wide = choose_all(pts, budgets, both["reference"], margin=0.9)
+    assert all(c.threshold == c.base for c in wide.values())
+    with pytest.raises(ValueError, match="sweep"):
+        points_from_record({"per_type": {"sticker": {"t_keep": 0.8}}})
 
 
 def test_chooser_for_a_baseline_needs_a_json_record_and_never_writes_the_checkpoint(

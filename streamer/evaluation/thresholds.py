@@ -245,9 +245,12 @@ def record(choices: Mapping[str, Choice], *, model_id: str, seeds: Sequence[int]
            strands_per_caster: int | None, hours: float | None, strand_days: float,
            events: Mapping[str, int], min_fill: int, thresholds: Sequence[float],
            command: str, system: str = "model",
-           gbt_train: Mapping[str, Any] | None = None) -> dict[str, Any]:
+           gbt_train: Mapping[str, Any] | None = None,
+           points: Mapping[str, Sequence[TypePoint]] | None = None) -> dict[str, Any]:
     """What ``--write`` stores as ``metadata.operating_thresholds`` (and ``--json`` writes):
-    values and how chosen. ``gbt_train``: the fitted trees' fingerprint (``--system gbt``)."""
+    values and how chosen. ``gbt_train``: the fitted trees' fingerprint (``--system gbt``).
+    ``points``: the whole sweep, kept per type as ``sweep`` so that another rule can be tried
+    on the same development heats without scoring them again (:func:`points_from_record`)."""
     extra: dict[str, Any] = {"gbt_train": dict(gbt_train)} if gbt_train is not None else {}
     return {
         "system": system,
@@ -266,13 +269,31 @@ def record(choices: Mapping[str, Choice], *, model_id: str, seeds: Sequence[int]
         "per_type": {t: {"t_budget": c.t_budget, "t_need": c.t_need, "t_keep": c.t_keep,
                          "base": c.base, "t_hold": c.t_hold,
                          "within_budget": c.within_budget, "chosen": asdict(c.point),
-                         "at_reference": asdict(c.at_reference)}
+                         "at_reference": asdict(c.at_reference),
+                         **({"sweep": [[p.threshold, p.caught, p.missed, p.false_alarms,
+                                        p.false_alarms_per_strand_day]
+                                       for p in sorted(points[t], key=lambda p: p.threshold)]}
+                            if points is not None and t in points else {})}
                      for t, c in choices.items()},
         "model_id": model_id,
         "tool": "streamer.evaluation.thresholds",
         "command": command,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def points_from_record(rec: Mapping[str, Any]) -> dict[str, list[TypePoint]]:
+    """A record's kept sweep (``per_type.<type>.sweep``) back as TypePoints (no lead times),
+    to apply another rule or margin offline. Raises ValueError if the record has none."""
+    out: dict[str, list[TypePoint]] = {}
+    for t, v in (rec.get("per_type") or {}).items():
+        rows = v.get("sweep") if isinstance(v, Mapping) else None
+        if not rows:
+            raise ValueError(f"per_type.{t}.sweep: the record keeps no sweep (written before "
+                             "sweeps were kept); run the chooser again")
+        out[t] = [TypePoint(float(th), int(c), int(m), int(fa), float(per))
+                  for th, c, m, fa, per in rows]
+    return out
 
 
 def load_baseline_thresholds(path: str, defect_types: Sequence[str]
@@ -457,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
                  sim_config=args.sim_config, strands_per_caster=args.strands,
                  hours=args.hours, strand_days=strand_days, events=events,
                  min_fill=args.min_fill, thresholds=thresholds, command=command,
-                 system=args.system, gbt_train=gbt_train)
+                 system=args.system, gbt_train=gbt_train, points=points)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(rec, f, indent=2, default=json_default)
