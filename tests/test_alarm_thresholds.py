@@ -375,6 +375,11 @@ def test_chooser_sweeps_several_development_seeds_as_one_set_of_heats(
             assert ref["both"][key] == ref["one"][key] + ref["two"][key], (t, key)
     assert main([*base, "--seed", "8001", "--seed", "9001", "--json", "x.json"]) == 2
     assert "seed 9001 is a held-out report seed" in capsys.readouterr().err
+    # the trees may not be trained on any of the development seeds, not only the first
+    gbt = [*base[:-2], "--system", "gbt", "--seed", "8001", "--seed", "8002",
+           "--gbt-train-seed", "8002", "--json", str(tmp_path / "gbt.json")]
+    assert main(gbt) == 2
+    assert "GBT training heats have the development seed 8002" in capsys.readouterr().err
     # the record keeps the whole sweep: the same rule on it offline chooses the same values,
     # and another margin can be tried without scoring the heats again
     pts = points_from_record(both)

@@ -452,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
                         heldout_sim_config=heats.manifest.get("config"),
                         data_dir=Path(args.gbt_train_data) if args.gbt_train_data else None,
                         seed=args.gbt_train_seed)
+                    if source.seed is not None and source.seed in seeds:
+                        raise GbtSourceError(f"GBT training heats have the development seed "
+                                             f"{source.seed}: use other heats")
                     gbt = fit_gbt(loaded, source, args.min_fill, stride=args.gbt_stride,
                                   max_windows=args.gbt_max_windows or None,
                                   threads=args.threads or None)
