@@ -26,9 +26,9 @@ from streamer.evaluation.data import StrandSeries
 from streamer.evaluation.events import TruthEvent
 from streamer.evaluation.thresholds import (
     TypePoint,
+    choose_all,
     choose_threshold,
     chosen_seeds,
-    choose_all,
     default_budgets,
     grid,
     points_from_record,
