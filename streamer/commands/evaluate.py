@@ -196,8 +196,8 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
         warnings = check_heldout_seed(heldout_seed, loaded.metadata)
     except SeedLeakError as exc:
         fail(str(exc))
-    chosen_on = (loaded.metadata.get("operating_thresholds") or {}).get("chosen_on") or {}
-    if threshold is None and heldout_seed is not None and heldout_seed in chosen_seeds(chosen_on):
+    model_seeds = chosen_seeds((loaded.metadata.get("operating_thresholds") or {}).get("chosen_on"))
+    if threshold is None and heldout_seed is not None and heldout_seed in model_seeds:
         warnings.append(f"the checkpoint's operating thresholds were chosen on seed "
                         f"{heldout_seed}: these heats are not held out for them")
     for name, rec in baseline_records.items():

@@ -329,6 +329,22 @@ def _budget_arg(text: str) -> tuple[str, float]:
     return key, v
 
 
+def _fit_trees(args: argparse.Namespace, loaded: Any, heats: Any, seeds: Sequence[int]) -> Any:
+    """The trees ``streamer evaluate`` would fit beside ``heats``, on heats of none of the
+    development ``seeds``. Raises GbtSourceError."""
+    from streamer.evaluation.gbt_training import GbtSourceError, fit_gbt, gbt_training_heats
+
+    source = gbt_training_heats(
+        loaded.metadata, heldout_seed=seeds[0], heldout_sim_config=heats.manifest.get("config"),
+        data_dir=Path(args.gbt_train_data) if args.gbt_train_data else None,
+        seed=args.gbt_train_seed)
+    if source.seed is not None and source.seed in seeds:
+        raise GbtSourceError(f"GBT training heats have the development seed {source.seed}: "
+                             "use other heats")
+    return fit_gbt(loaded, source, args.min_fill, stride=args.gbt_stride,
+                   max_windows=args.gbt_max_windows or None, threads=args.threads or None)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", help="checkpoint (for a baseline: the model it is compared with, "
@@ -398,12 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     from simulators.caster.config import load_config
     from streamer.config import AlertSettings
     from streamer.evaluation.data import load_series, training_seeds, truth_events
-    from streamer.evaluation.gbt_training import (
-        GbtSourceError,
-        fit_gbt,
-        gbt_training_heats,
-        training_fingerprint,
-    )
+    from streamer.evaluation.gbt_training import GbtSourceError, training_fingerprint
     from streamer.evaluation.report import gbt_scores, model_scores, rules_scores
     from streamer.model.checkpoint import CheckpointError, load_checkpoint, update_metadata
 
@@ -413,9 +424,9 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load_checkpoint(args.model)
     except CheckpointError as exc:
         return fail(str(exc))
-    for seed in seeds:
-        if seed in training_seeds(loaded.metadata):
-            return fail(f"seed {seed} trained {args.model}")
+    trained = [seed for seed in seeds if seed in training_seeds(loaded.metadata)]
+    if trained:
+        return fail(f"seed {trained[0]} trained {args.model}")
     types = list(loaded.defect_types)
     budgets = default_budgets(types, args.total_budget)
     for key, val in args.budget:
@@ -447,17 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             if gbt is None:  # fitted once, on the model's heats, as streamer evaluate fits
                 try:
-                    source = gbt_training_heats(
-                        loaded.metadata, heldout_seed=seed,
-                        heldout_sim_config=heats.manifest.get("config"),
-                        data_dir=Path(args.gbt_train_data) if args.gbt_train_data else None,
-                        seed=args.gbt_train_seed)
-                    if source.seed is not None and source.seed in seeds:
-                        raise GbtSourceError(f"GBT training heats have the development seed "
-                                             f"{source.seed}: use other heats")
-                    gbt = fit_gbt(loaded, source, args.min_fill, stride=args.gbt_stride,
-                                  max_windows=args.gbt_max_windows or None,
-                                  threads=args.threads or None)
+                    gbt = _fit_trees(args, loaded, heats, seeds)
                 except GbtSourceError as exc:
                     return fail(str(exc))
                 gbt_train = training_fingerprint(gbt.train_info)
