@@ -36,6 +36,26 @@ def test_raise_once_clear_and_suppress_repeats() -> None:
     assert a.update("other", 400, p(0.0, 0.9)).events == [(1, "raised")]  # per strand, type
 
 
+def test_on_delay_raises_only_after_the_probability_held() -> None:
+    a = AlarmStates(AlertSettings(on_delay_s=3.0), TYPES)
+    # 0.9 for 3 s (t = 0..2): held 2 s only -> warning, never an alarm
+    for t in range(3):
+        d = a.update("s", float(t), p(0.9))
+        assert d.levels[0] == WARNING and d.events == [], t
+    assert a.update("s", 3.0, p(0.7)).levels[0] == WARNING  # below alarm: the clock resets
+    for t in (4, 5, 6):
+        assert a.update("s", float(t), p(0.85)).events == []
+    d = a.update("s", 7.0, p(0.81))  # held from t = 4 to 7: 3 s
+    assert d.levels[0] == ALARM and d.events == [(0, "raised")]
+    # once in alarm, hysteresis as before: 0.77 >= 0.8 - 0.05 keeps it
+    assert a.update("s", 8.0, p(0.77)).levels[0] == ALARM
+    # per type: the crack's clock is its own
+    assert a.update("s", 8.0, p(0.77, 0.9)).levels[1] == WARNING
+    # off by default: the first reading at the threshold raises
+    b = AlarmStates(AlertSettings(), TYPES)
+    assert b.update("s", 0.0, p(0.8)).events == [(0, "raised")]
+
+
 def test_unstable_process_suppresses_sticker_only() -> None:
     a = AlarmStates(AlertSettings(suppress_unstable=True), TYPES)
     d = a.update("s", 0, p(0.9, 0.9), unstable="level_swing")

@@ -174,10 +174,14 @@ def test_skipping_quiet_readings_changes_nothing() -> None:
     for start in rng.integers(0, len(ts) - 50, 120):
         p[start:start + rng.integers(1, 40), rng.integers(0, 3)] = rng.choice(
             [0.47, 0.52, 0.66, 0.72, 0.78, 0.81, 0.95])
-    settings = alert_settings(0.8, repeat_suppression_s=30.0)
-    fast = raises_from_scores("S", ts, p, types, settings)
-    assert len(fast) > 10
-    assert fast == _naive("S", ts, p, types, settings)
+    for delay in (0.0, 3.0):
+        settings = alert_settings(0.8, repeat_suppression_s=30.0, on_delay_s=delay)
+        fast = raises_from_scores("S", ts, p, types, settings)
+        assert len(fast) > 10
+        assert fast == _naive("S", ts, p, types, settings)
+    # the on-delay removes the bursts too short to hold it, and delays the rest
+    quick = raises_from_scores("S", ts, p, types, alert_settings(0.8, repeat_suppression_s=30.0))
+    assert len(fast) < len(quick)
 
 
 def test_false_alarm_kinds_latest_nuisance_and_tail() -> None:

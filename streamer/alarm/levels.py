@@ -7,6 +7,12 @@ flicker. The alarm threshold may differ per defect type (``alerts.alarm_by_type`
 checkpoint's operating thresholds; :mod:`streamer.alarm.thresholds` resolves them); a type's
 watch and warning are lowered to its alarm threshold when they are above it.
 
+On-delay (ISA-18.2's alarm on-delay; ``alerts.on_delay_s``, else the checkpoint's, else 0):
+the alarm level is entered only once the probability has stayed at or above the alarm
+threshold for that many seconds of event time; until then the level is ``warning``. A model's probability that touches the
+threshold for a second or two on a look-alike then raises no alarm, at the cost of that
+many seconds of lead time on a real one (0 = off).
+
 Events: ``raised`` when a type's level reaches ``alarm``; ``cleared`` when it falls back to
 watch or normal. A new crossing within ``repeat_suppression_s`` (event time) of the last
 raise for that strand and type does not raise again; the alert lists ``repeat`` under
@@ -33,6 +39,7 @@ class _TypeState:
     active: bool = False  # an alarm was raised and not yet cleared
     last_raised_ts: float = -1e18
     suppressed_episode: bool = False  # this crossing was suppressed; don't clear it either
+    above_since: float | None = None  # event time from which p has stayed >= the alarm threshold
 
 
 @dataclass(slots=True)
@@ -59,16 +66,24 @@ class AlarmStates:
         self.thresholds: list[tuple[float, float, float]] = [
             per_type[t].as_tuple() for t in self.types]
         self._states: dict[str, list[_TypeState]] = {}
+        self.on_delay_s = self.resolved.on_delay_s
         self._sticker = self.types.index("sticker") if "sticker" in self.types else -1
 
-    def _level(self, k: int, current: int, p: float) -> int:
+    def _level(self, k: int, st: _TypeState, ts: float, p: float) -> int:
         h = self.cfg.hysteresis
         th = self.thresholds[k]
-        level = current
+        level = st.level
         while level < ALARM and p >= th[level]:  # th[level] enters level+1
             level += 1
         while level > NORMAL and p < th[level - 1] - h:
             level -= 1
+        if p >= th[ALARM - 1]:
+            if st.above_since is None:
+                st.above_since = ts
+            if level == ALARM and st.level < ALARM and ts - st.above_since < self.on_delay_s:
+                level = WARNING  # not held long enough yet: the operator sees a warning
+        else:
+            st.above_since = None
         return level
 
     def update(self, strand: str, ts: float, probs: np.ndarray,
@@ -78,7 +93,7 @@ class AlarmStates:
             states = self._states[strand] = [_TypeState() for _ in self.types]
         d = Decision(levels=[], events=[])
         for k, st in enumerate(states):
-            new = self._level(k, st.level, float(probs[k]))
+            new = self._level(k, st, ts, float(probs[k]))
             if new != st.level:
                 d.changed = True
             if new == ALARM and st.level < ALARM and not st.active and not st.suppressed_episode:

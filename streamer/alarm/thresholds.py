@@ -9,6 +9,10 @@ report describes what the daemon does. Per defect type, the first that is set wi
    ``python -m streamer.evaluation.thresholds``);
 3. ``alerts.alarm`` (one threshold for every type).
 
+The alarm on-delay (``alerts.on_delay_s``, :mod:`streamer.alarm.levels`) travels with the
+thresholds, because thresholds chosen with a delay are too low without it: the first that is
+set wins of ``alerts.on_delay_s``, the checkpoint's ``operating_thresholds.on_delay_s``, and 0.
+
 Watch and warning stay ``alerts.watch`` / ``alerts.warning`` for every type, except that a
 type whose alarm threshold is below them has them lowered to its alarm threshold (levels
 stay ordered; a probability that reaches the alarm threshold goes straight to ``alarm``).
@@ -27,6 +31,9 @@ SOURCE_CONFIG = "alerts.alarm_by_type"
 SOURCE_CHECKPOINT = "checkpoint operating_thresholds"
 SOURCE_GLOBAL = "alerts.alarm"
 SOURCE_CLI = "--threshold"
+SOURCE_DELAY_CONFIG = "alerts.on_delay_s"
+SOURCE_DEFAULT = "default"
+MAX_ON_DELAY_S = 60.0
 METADATA_KEY = "operating_thresholds"
 
 
@@ -53,6 +60,8 @@ class ResolvedThresholds:
     defect_types: tuple[str, ...]
     alarm: dict[str, float]
     source: dict[str, str]
+    on_delay_s: float = 0.0  # seconds p must stay >= the alarm threshold before a raise
+    on_delay_source: str = SOURCE_DEFAULT
 
     def levels(self, settings: AlertSettings) -> dict[str, TypeThresholds]:
         """Watch / warning / alarm per type: global watch / warning, clamped to its alarm."""
@@ -61,7 +70,8 @@ class ResolvedThresholds:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able: what a report records and the start-up log shows."""
-        return {"alarm_by_type": dict(self.alarm), "source": dict(self.source)}
+        return {"alarm_by_type": dict(self.alarm), "source": dict(self.source),
+                "on_delay_s": self.on_delay_s, "on_delay_source": self.on_delay_source}
 
     def by_type_text(self) -> dict[str, str]:
         """``{"sticker": "0.7 (checkpoint operating_thresholds)", ...}``: the start-up log's
@@ -69,8 +79,12 @@ class ResolvedThresholds:
         return {t: f"{self.alarm[t]:g} ({self.source[t]})" for t in self.defect_types}
 
     def describe(self) -> str:
-        """``sticker 0.7 (checkpoint operating_thresholds), crack 0.8 (alerts.alarm), ...``."""
-        return ", ".join(f"{t} {text}" for t, text in self.by_type_text().items())
+        """``sticker 0.7 (checkpoint operating_thresholds), crack 0.8 (alerts.alarm), ...``,
+        then the on-delay where there is one."""
+        text = ", ".join(f"{t} {text}" for t, text in self.by_type_text().items())
+        if self.on_delay_s:
+            text += f"; on-delay {self.on_delay_s:g} s ({self.on_delay_source})"
+        return text
 
 
 def check_alarm_map(values: Any, defect_types: Sequence[str], field: str) -> dict[str, float]:
@@ -102,13 +116,31 @@ def checkpoint_thresholds(metadata: Mapping[str, Any] | None,
     return check_alarm_map(rec["alarm_by_type"], defect_types, f"{field}.alarm_by_type")
 
 
+def check_on_delay(value: Any, field: str) -> float:
+    """An on-delay in seconds, in [0, MAX_ON_DELAY_S], or ThresholdError naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or not 0.0 <= float(value) <= MAX_ON_DELAY_S:
+        raise ThresholdError(f"{field}: must be a number of seconds in [0, {MAX_ON_DELAY_S:g}], "
+                             f"got {value!r}")
+    return float(value)
+
+
+def checkpoint_on_delay(metadata: Mapping[str, Any] | None) -> float | None:
+    """The checkpoint's ``operating_thresholds.on_delay_s`` (None if absent), validated."""
+    rec = (metadata or {}).get(METADATA_KEY)
+    if not isinstance(rec, Mapping) or rec.get("on_delay_s") is None:
+        return None
+    return check_on_delay(rec["on_delay_s"], f"metadata.{METADATA_KEY}.on_delay_s")
+
+
 def resolve_thresholds(settings: AlertSettings, defect_types: Sequence[str],
                        metadata: Mapping[str, Any] | None = None, *,
                        override: float | None = None) -> ResolvedThresholds:
-    """Per-type alarm thresholds: config > checkpoint > ``alerts.alarm`` (module docstring).
+    """Per-type alarm thresholds: config > checkpoint > ``alerts.alarm`` (module docstring);
+    the on-delay: config > checkpoint > 0.
 
-    ``override`` (``streamer evaluate --threshold``) replaces all three with one value.
-    Raises ThresholdError naming the field for an unknown type or a bad value.
+    ``override`` (``streamer evaluate --threshold``) replaces all three with one value (not
+    the on-delay). Raises ThresholdError naming the field for an unknown type or a bad value.
     """
     types = tuple(defect_types)
     configured = check_alarm_map(settings.alarm_by_type, types, "alerts.alarm_by_type")
@@ -124,4 +156,10 @@ def resolve_thresholds(settings: AlertSettings, defect_types: Sequence[str],
             alarm[t], source[t] = shipped[t], SOURCE_CHECKPOINT
         else:
             alarm[t], source[t] = settings.alarm, SOURCE_GLOBAL
-    return ResolvedThresholds(types, alarm, source)
+    if settings.on_delay_s is not None:
+        delay, delay_source = float(settings.on_delay_s), SOURCE_DELAY_CONFIG
+    elif (shipped_delay := checkpoint_on_delay(metadata)) is not None:
+        delay, delay_source = shipped_delay, SOURCE_CHECKPOINT
+    else:
+        delay, delay_source = 0.0, SOURCE_DEFAULT
+    return ResolvedThresholds(types, alarm, source, delay, delay_source)

@@ -140,7 +140,9 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     train_seeds = sorted(training_seeds(loaded.metadata))
 
     # -- alarm thresholds: the daemon's resolution unless --threshold ---------------------------
-    from streamer.alarm.thresholds import ThresholdError, resolve_thresholds
+    from dataclasses import replace
+
+    from streamer.alarm.thresholds import SOURCE_DELAY_CONFIG, ThresholdError, resolve_thresholds
     from streamer.config import AlertSettings, ConfigError as SettingsError, load_settings
 
     try:
@@ -159,6 +161,9 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
             name, resolved, rec = load_baseline_thresholds(str(file), loaded.defect_types)
         except ThresholdError as exc:
             fail(str(exc))
+        if alerts.on_delay_s is not None:  # a configured on-delay applies to every system
+            resolved = replace(resolved, on_delay_s=float(alerts.on_delay_s),
+                               on_delay_source=SOURCE_DELAY_CONFIG)
         if name in baseline_thresholds:
             fail(f"--baseline-thresholds: two records for {name}")
         baseline_thresholds[name], baseline_records[name] = resolved, {**rec, "file": str(file)}

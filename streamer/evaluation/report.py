@@ -160,8 +160,9 @@ def _event_level(ev: Evaluation, res: SystemResult, threshold: float, nuisances:
     res.report["events"] = event_report(score, nuisances)
     res.report["events"]["raised_alarms"] = len(res.raises)
     res.report["alarm_thresholds"] = thresholds.as_dict()
-    res.report["operating_points"] = sweep_points(
-        ev, res, set(sweep) | {threshold} | set(thresholds.alarm.values()), base)
+    res.report["operating_points"] = sweep_points(  # at the operating point's on-delay
+        ev, res, set(sweep) | {threshold} | set(thresholds.alarm.values()),
+        base.model_copy(update={"on_delay_s": thresholds.on_delay_s}))
 
 
 def evaluate_heats(heldout: HeatSet, *, defect_types: Sequence[str], channels: Sequence[str],

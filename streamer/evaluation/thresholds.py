@@ -45,6 +45,11 @@ numbers under ``metadata.operating_thresholds`` (not part of the model id); the 
 ``streamer evaluate`` use them unless ``alerts.alarm_by_type`` overrides them
 (:mod:`streamer.alarm.thresholds`).
 
+``--on-delay S`` chooses the thresholds with the alarm on-delay S (:mod:`streamer.alarm.levels`)
+and records it beside them; the daemon and ``streamer evaluate`` then apply it with them
+(unless ``alerts.on_delay_s`` is set). A delay lets a type go lower without more false
+alarms, so thresholds chosen with one are too low without it.
+
 ``--system gbt`` / ``rules`` chooses, by the same rule on the same heats, thresholds for a
 baseline, so that a report compares like with like: the trees are fitted exactly as
 ``streamer evaluate`` fits them (:mod:`streamer.evaluation.gbt_training`; the fingerprint of
@@ -66,7 +71,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.alarm.thresholds import ResolvedThresholds
+from streamer.alarm.thresholds import MAX_ON_DELAY_S, ResolvedThresholds
 from streamer.evaluation.data import REPORT_SEEDS
 from streamer.evaluation.gbt_training import DEFAULT_MAX_WINDOWS, DEFAULT_STRIDE
 from streamer.json_file import json_default, read_json_object
@@ -179,11 +184,14 @@ def type_points(operating_points: Sequence[Mapping[str, Any]]
 
 def sweep_scores(series: Sequence[Any], scores: Sequence[np.ndarray], truth: Sequence[Any],
                  defect_types: Sequence[str], thresholds: Sequence[float], min_fill: int,
-                 hz: float = 1.0) -> tuple[dict[str, list[TypePoint]], float]:
-    """Per type, the event numbers at every threshold; and the strand-days watched.
+                 hz: float = 1.0, on_delay_s: float = 0.0
+                 ) -> tuple[dict[str, list[TypePoint]], float]:
+    """Per type, the event numbers at every threshold (alarms with ``on_delay_s``); and the
+    strand-days watched.
 
     ``series``: StrandSeries; ``scores[i]``: [len(series[i]) - min_fill + 1, K], the scores
     of the windows ending at readings min_fill-1.. (what ``model_scores`` returns)."""
+    from streamer.config import AlertSettings
     from streamer.evaluation.report import Evaluation, SystemResult, sweep_points
 
     ends = [np.arange(min_fill - 1, len(s)) for s in series]
@@ -194,7 +202,8 @@ def sweep_scores(series: Sequence[Any], scores: Sequence[np.ndarray], truth: Seq
     counts = {"strand_seconds": n_windows / hz}
     ev = Evaluation(list(defect_types), list(series), ends, {}, counts, list(truth), hz)
     res = SystemResult("model", scores=list(scores))
-    return type_points(sweep_points(ev, res, thresholds)), n_windows / hz / 86400.0
+    base = AlertSettings(on_delay_s=on_delay_s)
+    return type_points(sweep_points(ev, res, thresholds, base)), n_windows / hz / 86400.0
 
 
 def choose_all(points: Mapping[str, Sequence[TypePoint]], budgets: Mapping[str, float],
@@ -246,7 +255,8 @@ def record(choices: Mapping[str, Choice], *, model_id: str, seeds: Sequence[int]
            events: Mapping[str, int], min_fill: int, thresholds: Sequence[float],
            command: str, system: str = "model",
            gbt_train: Mapping[str, Any] | None = None,
-           points: Mapping[str, Sequence[TypePoint]] | None = None) -> dict[str, Any]:
+           points: Mapping[str, Sequence[TypePoint]] | None = None,
+           on_delay_s: float = 0.0) -> dict[str, Any]:
     """What ``--write`` stores as ``metadata.operating_thresholds`` (and ``--json`` writes):
     values and how chosen. ``gbt_train``: the fitted trees' fingerprint (``--system gbt``).
     ``points``: the whole sweep, kept per type as ``sweep`` so that another rule can be tried
@@ -256,6 +266,7 @@ def record(choices: Mapping[str, Choice], *, model_id: str, seeds: Sequence[int]
         "system": system,
         **extra,
         "alarm_by_type": {t: c.threshold for t, c in choices.items()},
+        "on_delay_s": on_delay_s,
         "rule": RULE,
         "budget_false_alarms_per_strand_day": {t: c.budget for t, c in choices.items()},
         "reference": next(iter(choices.values())).reference if choices else None,
@@ -300,7 +311,7 @@ def load_baseline_thresholds(path: str, defect_types: Sequence[str]
                              ) -> tuple[str, ResolvedThresholds, dict[str, Any]]:
     """(system, its per-type thresholds, the record) from a ``--system gbt|rules --json``
     file. Raises ThresholdError naming the file and the field."""
-    from streamer.alarm.thresholds import ThresholdError, check_alarm_map
+    from streamer.alarm.thresholds import ThresholdError, check_alarm_map, check_on_delay
 
     rec = read_json_object(path, ThresholdError, "a JSON threshold record")
     system = rec.get("system")
@@ -314,8 +325,11 @@ def load_baseline_thresholds(path: str, defect_types: Sequence[str]
     if system == "gbt" and not isinstance(rec.get("gbt_train"), dict):
         raise ThresholdError(f"{path}: gbt_train: missing (which trees the thresholds are for)")
     alarm = {t: alarm[t] for t in defect_types}
+    delay = rec.get("on_delay_s")  # chosen with this on-delay (older records: none, 0)
+    delay = 0.0 if delay is None else check_on_delay(delay, f"{path}: on_delay_s")
     return system, ResolvedThresholds(tuple(defect_types), alarm,
-                                      {t: SOURCE_BASELINE for t in defect_types}), rec
+                                      {t: SOURCE_BASELINE for t in defect_types},
+                                      delay, SOURCE_BASELINE), rec
 
 
 def _budget_arg(text: str) -> tuple[str, float]:
@@ -364,6 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", default="0.5:0.95:0.025", help="START:STOP:STEP")
     ap.add_argument("--margin", type=float, default=MARGIN,
                     help=f"how far below t_hold the rule stops (default {MARGIN:g})")
+    ap.add_argument("--on-delay", type=float, default=0.0, metavar="SECONDS",
+                    help="alarm on-delay the thresholds are chosen with and travel with "
+                         "(alerts.on_delay_s; default 0)")
     ap.add_argument("--total-budget", type=float, default=TOTAL_BUDGET,
                     help="false alarms per strand-day, all types")
     ap.add_argument("--budget", type=_budget_arg, action="append", default=[],
@@ -407,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail("--grid: need 0 < START <= STOP < 1 and STEP > 0")
     if not 0 <= args.margin < 1:
         return fail(f"--margin: need 0 <= MARGIN < 1, got {args.margin:g}")
+    if not 0 <= args.on_delay <= MAX_ON_DELAY_S:
+        return fail(f"--on-delay: need 0 <= SECONDS <= {MAX_ON_DELAY_S:g}, got {args.on_delay:g}")
 
     import torch
 
@@ -466,13 +485,14 @@ def main(argv: list[str] | None = None) -> int:
         series += s_series
     events = {t: sum(e.type == t for e in truth) for t in types}
     points, strand_days = sweep_scores(series, scores, truth, types, thresholds,
-                                       args.min_fill, hz)
+                                       args.min_fill, hz, args.on_delay)
     choices = choose_all(points, budgets, reference, args.margin)
 
     whose = "" if args.system == "model" else f"{args.system} baseline for "
     print(f"== {whose}{args.model} (model {loaded.model_id}), dev seed "
           f"{'+'.join(str(x) for x in seeds)}, "
-          f"{len(series)} strands, {strand_days:.3f} strand-days, reference {reference:g}")
+          f"{len(series)} strands, {strand_days:.3f} strand-days, reference {reference:g}, "
+          f"on-delay {args.on_delay:g} s")
     print(format_sweep(points, choices, events))
     chosen = {t: c.threshold for t, c in choices.items()}
     print("chosen: " + ", ".join(f"{t} {v:g}" for t, v in chosen.items()))
@@ -482,7 +502,8 @@ def main(argv: list[str] | None = None) -> int:
                  sim_config=args.sim_config, strands_per_caster=args.strands,
                  hours=args.hours, strand_days=strand_days, events=events,
                  min_fill=args.min_fill, thresholds=thresholds, command=command,
-                 system=args.system, gbt_train=gbt_train, points=points)
+                 system=args.system, gbt_train=gbt_train, points=points,
+                 on_delay_s=args.on_delay)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(rec, f, indent=2, default=json_default)
