@@ -16,6 +16,8 @@ from streamer.alarm.thresholds import (
     SOURCE_CHECKPOINT,
     SOURCE_CLI,
     SOURCE_CONFIG,
+    SOURCE_DEFAULT,
+    SOURCE_DELAY_CONFIG,
     SOURCE_GLOBAL,
     ThresholdError,
     resolve_thresholds,
@@ -95,6 +97,38 @@ def test_bad_checkpoint_thresholds_name_the_field() -> None:
         resolve_thresholds(AlertSettings(), TYPES, _shipped({"sticker": 1.5}))
     with pytest.raises(ThresholdError, match=r"metadata\.operating_thresholds: must be"):
         resolve_thresholds(AlertSettings(), TYPES, {"operating_thresholds": [0.6]})
+
+
+def test_on_delay_travels_with_the_thresholds_unless_configured() -> None:
+    shipped = {"operating_thresholds": {"alarm_by_type": {"sticker": 0.66}, "on_delay_s": 3}}
+    r = resolve_thresholds(AlertSettings(), TYPES, shipped)
+    assert (r.on_delay_s, r.on_delay_source) == (3.0, SOURCE_CHECKPOINT)
+    assert "on-delay 3 s (checkpoint operating_thresholds)" in r.describe()
+    assert AlarmStates(AlertSettings(), TYPES, r).on_delay_s == 3.0
+    mine = resolve_thresholds(AlertSettings(on_delay_s=0), TYPES, shipped)
+    assert (mine.on_delay_s, mine.on_delay_source) == (0.0, SOURCE_DELAY_CONFIG)
+    old = resolve_thresholds(AlertSettings(), TYPES, _shipped({"sticker": 0.6}))
+    assert (old.on_delay_s, old.on_delay_source) == (0.0, SOURCE_DEFAULT)
+    assert "on-delay" not in old.describe() and old.as_dict()["on_delay_s"] == 0.0
+    with pytest.raises(ThresholdError, match=r"operating_thresholds\.on_delay_s: must be"):
+        resolve_thresholds(AlertSettings(), TYPES,
+                           {"operating_thresholds": {"alarm_by_type": {}, "on_delay_s": -1}})
+    with pytest.raises(ValueError, match="on_delay_s"):
+        AlertSettings(on_delay_s=61)
+
+
+def test_baseline_record_carries_its_on_delay(tmp_path: Path) -> None:
+    from streamer.evaluation.thresholds import load_baseline_thresholds
+
+    f = tmp_path / "rules.json"
+    rec = {"system": "rules", "alarm_by_type": {t: 0.7 for t in TYPES}}
+    f.write_text(json.dumps(rec))
+    assert load_baseline_thresholds(str(f), TYPES)[1].on_delay_s == 0.0  # older records
+    f.write_text(json.dumps({**rec, "on_delay_s": 3}))
+    assert load_baseline_thresholds(str(f), TYPES)[1].on_delay_s == 3.0
+    f.write_text(json.dumps({**rec, "on_delay_s": "3 s"}))
+    with pytest.raises(ThresholdError, match=r"rules\.json: on_delay_s: must be"):
+        load_baseline_thresholds(str(f), TYPES)
 
 
 # -- AlarmStates ----------------------------------------------------------------------------
@@ -187,6 +221,7 @@ async def test_daemon_uses_and_logs_the_resolved_thresholds(small_ckpt: Path,
     assert line["sticker"] == f"0.6 ({SOURCE_CHECKPOINT})"
     assert line["crack"] == f"0.9 ({SOURCE_CONFIG})"
     assert line["slag"] == f"0.8 ({SOURCE_GLOBAL})"
+    assert line["on_delay"] == f"0 s ({SOURCE_DEFAULT})"
 
 
 # -- the chooser's rule ----------------------------------------------------------------------
@@ -293,6 +328,13 @@ def test_chooser_on_hand_made_score_series() -> None:
     # the same scores through alert_settings at the chosen value raise the same alarms
     got = raises_from_scores("A", ts, sc, TYPES, alert_settings(0.675))
     assert sorted(r.ts for r in got) == [500.0, 1500.0, 2500.0]
+    # with a 25 s on-delay the 20 s look-alike raises nothing, so the budget allows 0.65
+    # (which catches no more here); every sticker is alarmed 25 s later
+    points, _ = sweep_scores(series, [sc], events, TYPES, grid(include=[0.8]), min_fill,
+                             on_delay_s=25.0)
+    by_t = {p.threshold: p for p in points["sticker"]}
+    assert (by_t[0.65].caught, by_t[0.65].false_alarms) == (3, 0)
+    assert by_t[0.8].lead_time_median_s == pytest.approx(540 - 525)  # raised at 500 + 25
 
 
 # -- the chooser's command ------------------------------------------------------------------
@@ -330,8 +372,10 @@ def test_chooser_writes_the_thresholds_into_the_checkpoint(
     ckpt = tmp_path / "m.pt"
     ckpt.write_bytes(tiny_small_ckpt.read_bytes())
     before = load_checkpoint(ckpt)
+    assert main([str(ckpt), "--seed", "8001", "--on-delay", "61"]) == 2
+    assert "--on-delay: need 0 <= SECONDS <= 60" in capsys.readouterr().err
     assert main([str(ckpt), "--seed", "8001", "--sim-config", SMALL, "--strands", "1",
-                 "--hours", "1", "--write"]) == 0
+                 "--hours", "1", "--on-delay", "2", "--write"]) == 0
     out = capsys.readouterr().out
     assert "chosen: sticker" in out and "model id" in out
     after = load_checkpoint(ckpt)
@@ -344,6 +388,7 @@ def test_chooser_writes_the_thresholds_into_the_checkpoint(
                                                          "slag": 0.2}
     r = resolve_thresholds(AlertSettings(), TYPES, after.metadata)
     assert r.alarm == rec["alarm_by_type"] and set(r.source.values()) == {SOURCE_CHECKPOINT}
+    assert rec["on_delay_s"] == 2.0 and r.on_delay_s == 2.0  # the delay travels with them
 
 
 def test_chooser_sweeps_several_development_seeds_as_one_set_of_heats(

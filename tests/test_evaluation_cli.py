@@ -99,7 +99,8 @@ def test_model_thresholds_resolve_like_the_daemon(tiny_ckpt: tuple[Path, str],
     ckpt = tmp_path / "m.pt"
     ckpt.write_bytes(tiny_ckpt[0].read_bytes())
     update_metadata(ckpt, {"operating_thresholds": {
-        "alarm_by_type": {"sticker": 0.55, "crack": 0.65}, "chosen_on": {"seeds": [8001, 103]}}})
+        "alarm_by_type": {"sticker": 0.55, "crack": 0.65}, "chosen_on": {"seeds": [8001, 103]},
+        "on_delay_s": 2}})
     cfg = tmp_path / "daemon.yaml"
     cfg.write_text("alerts:\n  alarm_by_type:\n    crack: 0.9\n")
     base = ["--model", str(ckpt), "--simulate", "--seed", "103", "--sim-config", str(SMALL),
@@ -113,6 +114,8 @@ def test_model_thresholds_resolve_like_the_daemon(tiny_ckpt: tuple[Path, str],
     assert got["alarm_by_type"] == {"sticker": 0.55, "crack": 0.9, "slag": 0.8}
     assert got["source"] == {"sticker": "checkpoint operating_thresholds",
                              "crack": "alerts.alarm_by_type", "slag": "alerts.alarm"}
+    # the on-delay chosen with the thresholds applies with them, to the sweep as well
+    assert (got["on_delay_s"], got["on_delay_source"]) == (2.0, "checkpoint operating_thresholds")
     assert rep["settings"]["threshold"] == 0.8 and not rep["settings"]["threshold_explicit"]
     assert "--config" in rep["rerun"] and "--threshold" not in rep["rerun"]
     model = rep["systems"]["model"]

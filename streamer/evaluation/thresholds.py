@@ -63,7 +63,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -332,6 +332,40 @@ def load_baseline_thresholds(path: str, defect_types: Sequence[str]
                                       delay, SOURCE_BASELINE), rec
 
 
+@dataclass
+class DevSeed:
+    """One development seed's heats as the daemon sees them, and their ground truth."""
+
+    seed: int
+    heats: Any  # HeatSet
+    series: list[Any]  # StrandSeries
+    truth: list[Any]  # TruthEvent of the model's types on these strands
+    hz: float
+
+
+def dev_seeds(sim_config: str, seeds: Sequence[int], strands: int, hours: float,
+              channels: Sequence[str], defect_types: Sequence[str]) -> Iterator[DevSeed]:
+    """Simulate each seed in turn (one seed's heats in memory at a time). With several
+    seeds the strand names get a ``"{seed}/"`` prefix: names repeat across seeds, and an
+    alarm of one seed must never match an event of another."""
+    from simulators.caster import generate
+    from simulators.caster.config import load_config
+    from streamer.evaluation.data import load_series, truth_events
+
+    cfg = load_config(sim_config)
+    for seed in seeds:
+        heats = generate(cfg, seed=seed, strands_per_caster=strands, hours=hours)
+        series, _ = load_series(heats, channels, defect_types)
+        truth = truth_events(heats.events)
+        if len(seeds) > 1:
+            series = [replace(s, strand=f"{seed}/{s.strand}") for s in series]
+            truth = [replace(e, strand=f"{seed}/{e.strand}") for e in truth]
+        names = {s.strand for s in series}
+        yield DevSeed(seed, heats, series,
+                      [e for e in truth if e.strand in names and e.type in defect_types],
+                      float(heats.manifest.get("hz") or 1.0))
+
+
 def _budget_arg(text: str) -> tuple[str, float]:
     key, sep, val = text.partition("=")
     try:
@@ -429,10 +463,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from simulators.caster import generate
-    from simulators.caster.config import load_config
     from streamer.config import AlertSettings
-    from streamer.evaluation.data import load_series, training_seeds, truth_events
+    from streamer.evaluation.data import training_seeds
     from streamer.evaluation.gbt_training import GbtSourceError, training_fingerprint
     from streamer.evaluation.report import gbt_scores, model_scores, rules_scores
     from streamer.model.checkpoint import CheckpointError, load_checkpoint, update_metadata
@@ -455,34 +487,27 @@ def main(argv: list[str] | None = None) -> int:
     reference = args.reference if args.reference is not None else AlertSettings().alarm
     thresholds = grid(start, stop, step, include=[reference])
 
-    sim_config = load_config(args.sim_config)
     series, truth, scores = [], [], []
     gbt = gbt_train = None
-    for seed in seeds:
-        heats = generate(sim_config, seed=seed, strands_per_caster=args.strands,
-                         hours=args.hours)
-        hz = float(heats.manifest.get("hz") or 1.0)
-        s_series, _ = load_series(heats, loaded.channels, types)
-        s_truth = truth_events(heats.events)
-        if len(seeds) > 1:  # strand names repeat across seeds: keep each seed's apart
-            s_series = [replace(s, strand=f"{seed}/{s.strand}") for s in s_series]
-            s_truth = [replace(e, strand=f"{seed}/{e.strand}") for e in s_truth]
-        strands = {s.strand for s in s_series}
-        truth += [e for e in s_truth if e.strand in strands and e.type in types]
-        ends = [np.arange(args.min_fill - 1, len(s)) for s in s_series]
+    hz = 1.0
+    for dev in dev_seeds(args.sim_config, seeds, args.strands, args.hours, loaded.channels,
+                         types):
+        hz = dev.hz
+        ends = [np.arange(args.min_fill - 1, len(s)) for s in dev.series]
         if args.system == "model":
-            scores += model_scores(loaded, s_series, args.min_fill, progress=False)
+            scores += model_scores(loaded, dev.series, args.min_fill, progress=False)
         elif args.system == "rules":
-            scores += rules_scores(s_series, ends, loaded.channels, hz, types)
+            scores += rules_scores(dev.series, ends, loaded.channels, hz, types)
         else:
             if gbt is None:  # fitted once, on the model's heats, as streamer evaluate fits
                 try:
-                    gbt = _fit_trees(args, loaded, heats, seeds)
+                    gbt = _fit_trees(args, loaded, dev.heats, seeds)
                 except GbtSourceError as exc:
                     return fail(str(exc))
                 gbt_train = training_fingerprint(gbt.train_info)
-            scores += gbt_scores(gbt, s_series, ends)
-        series += s_series
+            scores += gbt_scores(gbt, dev.series, ends)
+        series += dev.series
+        truth += dev.truth
     events = {t: sum(e.type == t for e in truth) for t in types}
     points, strand_days = sweep_scores(series, scores, truth, types, thresholds,
                                        args.min_fill, hz, args.on_delay)

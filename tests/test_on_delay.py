@@ -1,0 +1,85 @@
+"""The on-delay study: sweeps summed across seeds, leave one seed out, and the delay rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamer.evaluation.on_delay import (
+    DelayResult,
+    Fold,
+    leave_one_out,
+    main,
+    pick_delay,
+    sum_points,
+)
+from streamer.evaluation.thresholds import TypePoint
+
+TH = (0.6, 0.7, 0.8, 0.9)
+
+
+def sweep(caught: list[int], fa: list[int], days: float, events: int = 10,
+          lead: float | None = 35.0) -> list[TypePoint]:
+    return [TypePoint(t, c, events - c, f, f / days, lead) for t, c, f in zip(TH, caught, fa)]
+
+
+def test_sum_points_adds_counts_and_rates_over_all_days() -> None:
+    a = {"sticker": sweep([10, 9, 8, 5], [4, 2, 1, 0], 2.0)}
+    b = {"sticker": sweep([9, 9, 9, 6], [2, 2, 0, 0], 1.0)}
+    s = sum_points([a, b], 3.0)["sticker"]
+    assert [(p.caught, p.missed, p.false_alarms) for p in s] == [
+        (19, 1, 6), (18, 2, 4), (17, 3, 1), (11, 9, 0)]
+    assert s[0].false_alarms_per_strand_day == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="different thresholds"):
+        sum_points([a, {"sticker": [TypePoint(0.65, 1, 0, 0, 0.0)] * 4}], 3.0)
+
+
+def test_leave_one_out_chooses_on_the_others_and_counts_on_the_held_out_seed() -> None:
+    """Budget 0.5 FA/day, reference 0.8. Seeds 1 and 2 hold no false alarm from 0.7 up, so
+    held out 3 it is chosen on them: base 0.7 (catches the most), t_hold 0.7 -> 0.7; seed 3's
+    numbers at 0.7 are counted (4 false alarms there)."""
+    per_seed = {
+        1: ({"sticker": sweep([10, 10, 9, 7], [3, 0, 0, 0], 2.0)}, 2.0),
+        2: ({"sticker": sweep([10, 10, 9, 8], [2, 0, 0, 0], 2.0)}, 2.0),
+        3: ({"sticker": sweep([10, 10, 10, 9], [9, 4, 1, 0], 2.0)}, 2.0),
+    }
+    r = leave_one_out(per_seed, 0.0, {"sticker": 0.5}, 0.8, margin=0.0)
+    third = next(f for f in r.folds if f.held_out == 3)
+    assert third.chosen == {"sticker": 0.7}
+    assert (third.counted["sticker"].caught, third.counted["sticker"].false_alarms) == (10, 4)
+    # held out 1: seeds 2 + 3 have 4 FA in 4 days at 0.7 (over budget), 1 at 0.8 -> 0.8
+    first = next(f for f in r.folds if f.held_out == 1)
+    assert first.chosen == {"sticker": 0.8}
+    assert r.total("sticker") == (9 + 9 + 10, 30, 0 + 0 + 4)
+    assert r.joint["sticker"].threshold == 0.8  # 5 FA in 6 days at 0.7: over budget
+
+
+def _result(delay: float, caught: int, fa: int, lead: float | None) -> DelayResult:
+    p = TypePoint(0.8, caught, 10 - caught, fa, float(fa), lead)
+    return DelayResult(delay, [Fold(1, {"sticker": 0.8}, {"sticker": p})])
+
+
+def test_pick_delay_keeps_stickers_and_lead_then_fewest_false_alarms() -> None:
+    results = [_result(0, 9, 8, 34.0), _result(2, 9, 5, 33.0), _result(3, 9, 5, 32.0),
+               _result(5, 8, 1, 31.0), _result(8, 9, 0, 29.0)]
+    # 5 s loses a sticker, 8 s leads under 30 s; 2 and 3 tie on false alarms: the shorter
+    assert pick_delay(results).delay_s == 2
+    assert pick_delay(results, min_lead_s=28.0).delay_s == 8
+    assert pick_delay([_result(0, 9, 8, 25.0)]) is None  # not even no delay qualifies
+    assert pick_delay([]) is None
+
+
+def test_command_refuses_one_seed_report_seeds_and_bad_delays(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ckpt = str(tmp_path / "none.pt")
+    assert main([ckpt, "--seed", "8001"]) == 2
+    assert "at least two development seeds" in capsys.readouterr().err
+    assert main([ckpt, "--seed", "8001", "--seed", "9931"]) == 2
+    assert "9931 is a held-out report seed" in capsys.readouterr().err
+    assert main([ckpt, "--seed", "8001", "--seed", "8002", "--delays", "0,90"]) == 2
+    assert "--delays: each must be in [0, 60]" in capsys.readouterr().err
+    assert main([ckpt, "--seed", "8001", "--seed", "8002", "--delays", "three"]) == 2
+    assert "expected numbers" in capsys.readouterr().err
+    assert main([ckpt, "--seed", "8001", "--seed", "8002"]) == 2  # no such checkpoint
+    assert "none.pt" in capsys.readouterr().err
