@@ -37,6 +37,15 @@ def test_counts_are_summed_and_rates_carry_intervals() -> None:
     assert m["same_thresholds"]
     p = pool([_report(1, 9, 1, 2, 2.0), _report(2, 9, 1, 2, 2.0, threshold=0.7)], ["a", "b"])
     assert not p["systems"]["model"]["same_thresholds"]
+    # the same thresholds with another on-delay are other thresholds; no delay equals 0
+    delayed = _report(2, 9, 1, 2, 2.0)
+    delayed["systems"]["model"]["alarm_thresholds"]["on_delay_s"] = 3.0
+    p = pool([_report(1, 9, 1, 2, 2.0), delayed], ["a", "b"])
+    assert not p["systems"]["model"]["same_thresholds"]
+    assert p["systems"]["model"]["thresholds"][1] == {"sticker": 0.8, "on-delay": 3.0}
+    delayed["systems"]["model"]["alarm_thresholds"]["on_delay_s"] = 0.0
+    assert pool([_report(1, 9, 1, 2, 2.0), delayed], ["a", "b"])["systems"]["model"][
+        "same_thresholds"]
 
 
 def test_refuses_another_model_or_the_same_heats_twice() -> None:

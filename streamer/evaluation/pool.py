@@ -6,8 +6,8 @@ type (caught, missed, false alarms, strand-days), so the pooled rates weigh each
 size; every report must score the same model (model id) and defect types, and no seed may
 appear twice (the same heats counted twice would fake precision).
 
-    python -m streamer.evaluation.pool streamer/model/default/eval_report.json \\
-        streamer/model/default/eval_report_9201.json streamer/model/default/eval_report_9301.json
+    python -m streamer.evaluation.pool streamer/model/default/eval_report_9931.json \\
+        streamer/model/default/eval_report_9941.json streamer/model/default/eval_report_9951.json
 
 Note: each report scores systems at the thresholds it records (``settings``); pooling reports
 made at different thresholds is allowed but printed, so that the reader knows.
@@ -66,7 +66,13 @@ def _check_fields(rep: dict[str, Any], path: str) -> None:
 
 
 def _thresholds(rep: dict[str, Any], system: str) -> dict[str, float]:
-    return dict(rep["systems"][system].get("alarm_thresholds", {}).get("alarm_by_type") or {})
+    """Per-type thresholds, and the on-delay where there is one (a delay changes what a
+    threshold means, so reports with different delays are printed as different)."""
+    rec = rep["systems"][system].get("alarm_thresholds", {})
+    out = dict(rec.get("alarm_by_type") or {})
+    if rec.get("on_delay_s"):
+        out["on-delay"] = float(rec["on_delay_s"])
+    return out
 
 
 def pool(reports: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, Any]:

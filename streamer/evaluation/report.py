@@ -300,8 +300,9 @@ def _interval_lines(report: dict[str, Any]) -> list[str]:
 
 
 def _thresholds_line(report: dict[str, Any]) -> str:
-    """``0.8``, followed by each system's per-type thresholds where they differ from it:
-    ``0.8; model sticker 0.78 (checkpoint operating_thresholds), ...; gbt sticker 0.6 ...``."""
+    """``0.8``, followed by each system's per-type thresholds where they differ from it and
+    its on-delay: ``0.8; model sticker 0.66 (checkpoint operating_thresholds), ..., on-delay
+    3 s; gbt sticker 0.56 ...``."""
     settings = report["settings"]
     th = settings["threshold"]
     own = {"model": settings.get("model_alarm_thresholds"),
@@ -309,7 +310,11 @@ def _thresholds_line(report: dict[str, Any]) -> str:
     parts = [f"{th}"]
     for name, rec in own.items():
         per = (rec or {}).get("alarm_by_type") or {}
+        text = []
         if per and any(v != th for v in per.values()):
-            parts.append(f"{name} " + ", ".join(f"{t} {v:g} ({rec['source'][t]})"
-                                                for t, v in per.items()))
+            text.append(", ".join(f"{t} {v:g} ({rec['source'][t]})" for t, v in per.items()))
+        if (rec or {}).get("on_delay_s"):  # reports before the on-delay have none
+            text.append(f"on-delay {rec['on_delay_s']:g} s")
+        if text:
+            parts.append(f"{name} " + ", ".join(text))
     return "; ".join(parts)
