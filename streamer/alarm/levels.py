@@ -9,9 +9,9 @@ watch and warning are lowered to its alarm threshold when they are above it.
 
 On-delay (ISA-18.2's alarm on-delay; ``alerts.on_delay_s``, else the checkpoint's, else 0):
 the alarm level is entered only once the probability has stayed at or above the alarm
-threshold for that many seconds of event time; until then the level is ``warning``. A model's probability that touches the
-threshold for a second or two on a look-alike then raises no alarm, at the cost of that
-many seconds of lead time on a real one (0 = off).
+threshold for that many seconds of event time; until then the level is ``warning``. A
+probability that touches the threshold for a second or two on a look-alike then raises no
+alarm, at the cost of up to that many seconds of lead time on a real defect (0 = off).
 
 Events: ``raised`` when a type's level reaches ``alarm``; ``cleared`` when it falls back to
 watch or normal. A new crossing within ``repeat_suppression_s`` (event time) of the last

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,8 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     from dataclasses import replace
 
     from streamer.alarm.thresholds import SOURCE_DELAY_CONFIG, ThresholdError, resolve_thresholds
-    from streamer.config import AlertSettings, ConfigError as SettingsError, load_settings
+    from streamer.config import AlertSettings, load_settings
+    from streamer.config import ConfigError as SettingsError
 
     try:
         alerts = load_settings(config_file).alerts if config_file is not None else AlertSettings()
@@ -322,7 +324,7 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     alert = counts.pop("alert_settings")
     report = {
         "format": "streamer-evaluation", "version": 1,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "streamer_version": __version__,
         "command": " ".join(["streamer", "evaluate", *sys.argv[2:]])
         if len(sys.argv) > 1 and sys.argv[1] == "evaluate" else None,

@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamer.evaluation.thresholds import (
-    MARGIN, TOTAL_BUDGET, Choice, TypePoint, choose_all, default_budgets, grid)
+    MARGIN,
+    TOTAL_BUDGET,
+    Choice,
+    TypePoint,
+    choose_all,
+    default_budgets,
+    grid,
+)
 
 STICKER = "sticker"
 MIN_LEAD_S = 30.0
