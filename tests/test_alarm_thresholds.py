@@ -210,7 +210,9 @@ async def test_daemon_uses_and_logs_the_resolved_thresholds(small_ckpt: Path,
     ckpt = tmp_path / "m.pt"
     ckpt.write_bytes(small_ckpt.read_bytes())
     mid = load_checkpoint(ckpt).model_id
-    assert update_metadata(ckpt, _shipped({"sticker": 0.6, "crack": 0.7})) == mid
+    shipped = _shipped({"sticker": 0.6, "crack": 0.7})
+    shipped["operating_thresholds"]["on_delay_s"] = 2
+    assert update_metadata(ckpt, shipped) == mid
     assert load_checkpoint(ckpt).metadata["data_seeds"] == [7]  # other metadata kept
     app = Application(_daemon_settings(ckpt, **{"alerts.alarm_by_type": {"crack": 0.9}}))
     with capture_logs() as logs:
@@ -221,7 +223,8 @@ async def test_daemon_uses_and_logs_the_resolved_thresholds(small_ckpt: Path,
     assert line["sticker"] == f"0.6 ({SOURCE_CHECKPOINT})"
     assert line["crack"] == f"0.9 ({SOURCE_CONFIG})"
     assert line["slag"] == f"0.8 ({SOURCE_GLOBAL})"
-    assert line["on_delay"] == f"0 s ({SOURCE_DEFAULT})"
+    assert line["on_delay"] == f"2 s ({SOURCE_CHECKPOINT})"  # it came with the thresholds
+    assert app.alarms.on_delay_s == 2.0
 
 
 # -- the chooser's rule ----------------------------------------------------------------------
