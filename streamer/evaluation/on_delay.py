@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from streamer.alarm.thresholds import MAX_ON_DELAY_S
-    from streamer.evaluation.data import REPORT_SEEDS, training_seeds
+    from streamer.evaluation.data import REPORT_SEEDS
 
     seeds = list(dict.fromkeys(args.seed))
     if len(seeds) < 2:
@@ -188,22 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     if not (0 < start <= stop < 1 and step > 0):
         return fail("--grid: need 0 < START <= STOP < 1 and STEP > 0")
 
-    import torch
-
     from streamer.config import AlertSettings
     from streamer.evaluation.report import model_scores
-    from streamer.evaluation.thresholds import dev_seeds, sweep_scores
-    from streamer.model.checkpoint import CheckpointError, load_checkpoint
+    from streamer.evaluation.thresholds import dev_seeds, load_for_dev, sweep_scores
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
-        loaded = load_checkpoint(args.model)
-    except CheckpointError as exc:
+        loaded = load_for_dev(args.model, seeds, args.threads)
+    except ValueError as exc:
         return fail(str(exc))
-    trained = [s for s in seeds if s in training_seeds(loaded.metadata)]
-    if trained:
-        return fail(f"seed {trained[0]} trained {args.model}")
     types = list(loaded.defect_types)
     reference = AlertSettings().alarm
     thresholds = grid(start, stop, step, include=[reference])

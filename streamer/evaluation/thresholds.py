@@ -332,6 +332,27 @@ def load_baseline_thresholds(path: str, defect_types: Sequence[str]
                                       delay, SOURCE_BASELINE), rec
 
 
+def load_for_dev(model: str, seeds: Sequence[int], threads: int) -> Any:
+    """The checkpoint that will score the development heats, torch on ``threads`` threads (0:
+    its default). Raises ValueError, the message for the user, if it does not load or if one
+    of ``seeds`` trained it."""
+    import torch
+
+    from streamer.evaluation.data import training_seeds
+    from streamer.model.checkpoint import CheckpointError, load_checkpoint
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        loaded = load_checkpoint(model)
+    except CheckpointError as exc:
+        raise ValueError(str(exc)) from exc
+    trained = [seed for seed in seeds if seed in training_seeds(loaded.metadata)]
+    if trained:
+        raise ValueError(f"seed {trained[0]} trained {model}")
+    return loaded
+
+
 @dataclass
 class DevSeed:
     """One development seed's heats as the daemon sees them, and their ground truth."""
@@ -461,23 +482,15 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.on_delay <= MAX_ON_DELAY_S:
         return fail(f"--on-delay: need 0 <= SECONDS <= {MAX_ON_DELAY_S:g}, got {args.on_delay:g}")
 
-    import torch
-
     from streamer.config import AlertSettings
-    from streamer.evaluation.data import training_seeds
     from streamer.evaluation.gbt_training import GbtSourceError, training_fingerprint
     from streamer.evaluation.report import gbt_scores, model_scores, rules_scores
-    from streamer.model.checkpoint import CheckpointError, load_checkpoint, update_metadata
+    from streamer.model.checkpoint import CheckpointError, update_metadata
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
-        loaded = load_checkpoint(args.model)
-    except CheckpointError as exc:
+        loaded = load_for_dev(args.model, seeds, args.threads)
+    except ValueError as exc:
         return fail(str(exc))
-    trained = [seed for seed in seeds if seed in training_seeds(loaded.metadata)]
-    if trained:
-        return fail(f"seed {trained[0]} trained {args.model}")
     types = list(loaded.defect_types)
     budgets = default_budgets(types, args.total_budget)
     for key, val in args.budget:
