@@ -81,5 +81,10 @@ def test_command_refuses_one_seed_report_seeds_and_bad_delays(
     assert "--delays: each must be in [0, 60]" in capsys.readouterr().err
     assert main([ckpt, "--seed", "8001", "--seed", "8002", "--delays", "three"]) == 2
     assert "expected numbers" in capsys.readouterr().err
+    # the chooser's own checks of --grid and --margin apply here too
+    assert main([ckpt, "--seed", "8001", "--seed", "8002", "--grid", "0.5:0.9"]) == 2
+    assert "--grid: expected START:STOP:STEP" in capsys.readouterr().err
+    assert main([ckpt, "--seed", "8001", "--seed", "8002", "--margin", "-0.1"]) == 2
+    assert "--margin: need 0 <= MARGIN < 1" in capsys.readouterr().err
     assert main([ckpt, "--seed", "8001", "--seed", "8002"]) == 2  # no such checkpoint
     assert "none.pt" in capsys.readouterr().err

@@ -170,23 +170,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from streamer.alarm.thresholds import MAX_ON_DELAY_S
-    from streamer.evaluation.data import REPORT_SEEDS
+    from streamer.evaluation.thresholds import check_dev_args
 
-    seeds = list(dict.fromkeys(args.seed))
+    try:
+        seeds, (start, stop, step) = check_dev_args(args.seed, args.grid, args.margin)
+    except ValueError as exc:
+        return fail(str(exc))
     if len(seeds) < 2:
         return fail("--seed: give at least two development seeds (one is held out in turn)")
-    for seed in seeds:
-        if seed in REPORT_SEEDS:
-            return fail(f"seed {seed} is a held-out report seed: use development seeds")
     try:
         delays = sorted({float(x) for x in args.delays.split(",")})
-        start, stop, step = (float(x) for x in args.grid.split(":"))
     except ValueError:
-        return fail(f"--delays / --grid: expected numbers, got {args.delays!r} / {args.grid!r}")
+        return fail(f"--delays: expected numbers, got {args.delays!r}")
     if not all(0 <= d <= MAX_ON_DELAY_S for d in delays):
         return fail(f"--delays: each must be in [0, {MAX_ON_DELAY_S:g}] seconds")
-    if not (0 < start <= stop < 1 and step > 0):
-        return fail("--grid: need 0 < START <= STOP < 1 and STEP > 0")
 
     from streamer.config import AlertSettings
     from streamer.evaluation.report import model_scores

@@ -332,6 +332,27 @@ def load_baseline_thresholds(path: str, defect_types: Sequence[str]
                                       delay, SOURCE_BASELINE), rec
 
 
+def check_dev_args(seeds: Sequence[int], grid_text: str, margin: float
+                   ) -> tuple[list[int], tuple[float, float, float]]:
+    """The arguments every tool that chooses on development seeds takes: the seeds (repeats
+    dropped; no report seed), ``--grid`` START:STOP:STEP and ``--margin``. Raises ValueError,
+    the message for the user, naming the argument."""
+    unique = list(dict.fromkeys(seeds))
+    for seed in unique:
+        if seed in REPORT_SEEDS:
+            raise ValueError(f"seed {seed} is a held-out report seed: choose on a development "
+                             "seed (e.g. 8001)")
+    try:
+        start, stop, step = (float(x) for x in grid_text.split(":"))
+    except ValueError:
+        raise ValueError(f"--grid: expected START:STOP:STEP, got {grid_text!r}") from None
+    if not (0 < start <= stop < 1 and step > 0):
+        raise ValueError("--grid: need 0 < START <= STOP < 1 and STEP > 0")
+    if not 0 <= margin < 1:
+        raise ValueError(f"--margin: need 0 <= MARGIN < 1, got {margin:g}")
+    return unique, (start, stop, step)
+
+
 def load_for_dev(model: str, seeds: Sequence[int], threads: int) -> Any:
     """The checkpoint that will score the development heats, torch on ``threads`` threads (0:
     its default). Raises ValueError, the message for the user, if it does not load or if one
@@ -466,19 +487,10 @@ def main(argv: list[str] | None = None) -> int:
                     "--baseline-thresholds)")
     if args.gbt_stride < 1 or args.gbt_max_windows < 0:
         return fail("--gbt-stride must be >= 1, --gbt-max-windows >= 0")
-    seeds: list[int] = list(dict.fromkeys(args.seed))
-    for seed in seeds:
-        if seed in REPORT_SEEDS:
-            return fail(f"seed {seed} is a held-out report seed: choose on a development "
-                        "seed (e.g. 8001)")
     try:
-        start, stop, step = (float(x) for x in args.grid.split(":"))
-    except ValueError:
-        return fail(f"--grid: expected START:STOP:STEP, got {args.grid!r}")
-    if not (0 < start <= stop < 1 and step > 0):
-        return fail("--grid: need 0 < START <= STOP < 1 and STEP > 0")
-    if not 0 <= args.margin < 1:
-        return fail(f"--margin: need 0 <= MARGIN < 1, got {args.margin:g}")
+        seeds, (start, stop, step) = check_dev_args(args.seed, args.grid, args.margin)
+    except ValueError as exc:
+        return fail(str(exc))
     if not 0 <= args.on_delay <= MAX_ON_DELAY_S:
         return fail(f"--on-delay: need 0 <= SECONDS <= {MAX_ON_DELAY_S:g}, got {args.on_delay:g}")
 
