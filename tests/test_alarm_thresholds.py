@@ -125,7 +125,11 @@ def test_baseline_record_carries_its_on_delay(tmp_path: Path) -> None:
     f.write_text(json.dumps(rec))
     assert load_baseline_thresholds(str(f), TYPES)[1].on_delay_s == 0.0  # older records
     f.write_text(json.dumps({**rec, "on_delay_s": 3}))
-    assert load_baseline_thresholds(str(f), TYPES)[1].on_delay_s == 3.0
+    got = load_baseline_thresholds(str(f), TYPES)[1]
+    assert (got.on_delay_s, got.on_delay_source) == (3.0, "--baseline-thresholds")
+    # a configured on-delay applies to the baselines as to the model
+    mine = load_baseline_thresholds(str(f), TYPES, AlertSettings(on_delay_s=0))[1]
+    assert (mine.on_delay_s, mine.on_delay_source) == (0.0, SOURCE_DELAY_CONFIG)
     f.write_text(json.dumps({**rec, "on_delay_s": "3 s"}))
     with pytest.raises(ThresholdError, match=r"rules\.json: on_delay_s: must be"):
         load_baseline_thresholds(str(f), TYPES)

@@ -133,6 +133,17 @@ def checkpoint_on_delay(metadata: Mapping[str, Any] | None) -> float | None:
     return check_on_delay(rec["on_delay_s"], f"metadata.{METADATA_KEY}.on_delay_s")
 
 
+def resolve_on_delay(settings: AlertSettings, recorded: float | None,
+                     recorded_source: str) -> tuple[float, str]:
+    """(delay, source): ``alerts.on_delay_s`` if set, else the delay recorded with the
+    thresholds (a checkpoint's or a baseline record's), else 0."""
+    if settings.on_delay_s is not None:
+        return float(settings.on_delay_s), SOURCE_DELAY_CONFIG
+    if recorded is not None:
+        return recorded, recorded_source
+    return 0.0, SOURCE_DEFAULT
+
+
 def resolve_thresholds(settings: AlertSettings, defect_types: Sequence[str],
                        metadata: Mapping[str, Any] | None = None, *,
                        override: float | None = None) -> ResolvedThresholds:
@@ -156,10 +167,6 @@ def resolve_thresholds(settings: AlertSettings, defect_types: Sequence[str],
             alarm[t], source[t] = shipped[t], SOURCE_CHECKPOINT
         else:
             alarm[t], source[t] = settings.alarm, SOURCE_GLOBAL
-    if settings.on_delay_s is not None:
-        delay, delay_source = float(settings.on_delay_s), SOURCE_DELAY_CONFIG
-    elif (shipped_delay := checkpoint_on_delay(metadata)) is not None:
-        delay, delay_source = shipped_delay, SOURCE_CHECKPOINT
-    else:
-        delay, delay_source = 0.0, SOURCE_DEFAULT
+    delay, delay_source = resolve_on_delay(settings, checkpoint_on_delay(metadata),
+                                           SOURCE_CHECKPOINT)
     return ResolvedThresholds(types, alarm, source, delay, delay_source)

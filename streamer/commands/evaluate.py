@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +86,7 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     import json
     import platform
     import time
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     if (data_dir is None) == (not simulate):
         raise click.UsageError("give exactly one of --data DIR or --simulate --seed N")
@@ -141,9 +140,7 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     train_seeds = sorted(training_seeds(loaded.metadata))
 
     # -- alarm thresholds: the daemon's resolution unless --threshold ---------------------------
-    from dataclasses import replace
-
-    from streamer.alarm.thresholds import SOURCE_DELAY_CONFIG, ThresholdError, resolve_thresholds
+    from streamer.alarm.thresholds import ThresholdError, resolve_thresholds
     from streamer.config import AlertSettings, load_settings
     from streamer.config import ConfigError as SettingsError
 
@@ -160,12 +157,10 @@ def evaluate(model_path: Path | None, data_dir: Path | None, simulate: bool, see
     baseline_records: dict[str, dict[str, Any]] = {}
     for file in baseline_files:
         try:
-            name, resolved, rec = load_baseline_thresholds(str(file), loaded.defect_types)
+            name, resolved, rec = load_baseline_thresholds(str(file), loaded.defect_types,
+                                                           alerts)
         except ThresholdError as exc:
             fail(str(exc))
-        if alerts.on_delay_s is not None:  # a configured on-delay applies to every system
-            resolved = replace(resolved, on_delay_s=float(alerts.on_delay_s),
-                               on_delay_source=SOURCE_DELAY_CONFIG)
         if name in baseline_thresholds:
             fail(f"--baseline-thresholds: two records for {name}")
         baseline_thresholds[name], baseline_records[name] = resolved, {**rec, "file": str(file)}

@@ -72,6 +72,7 @@ from typing import Any
 import numpy as np
 
 from streamer.alarm.thresholds import MAX_ON_DELAY_S, ResolvedThresholds
+from streamer.config import AlertSettings
 from streamer.evaluation.data import REPORT_SEEDS
 from streamer.evaluation.gbt_training import DEFAULT_MAX_WINDOWS, DEFAULT_STRIDE
 from streamer.json_file import json_default, read_json_object
@@ -191,7 +192,6 @@ def sweep_scores(series: Sequence[Any], scores: Sequence[np.ndarray], truth: Seq
 
     ``series``: StrandSeries; ``scores[i]``: [len(series[i]) - min_fill + 1, K], the scores
     of the windows ending at readings min_fill-1.. (what ``model_scores`` returns)."""
-    from streamer.config import AlertSettings
     from streamer.evaluation.report import Evaluation, SystemResult, sweep_points
 
     ends = [np.arange(min_fill - 1, len(s)) for s in series]
@@ -307,11 +307,18 @@ def points_from_record(rec: Mapping[str, Any]) -> dict[str, list[TypePoint]]:
     return out
 
 
-def load_baseline_thresholds(path: str, defect_types: Sequence[str]
+def load_baseline_thresholds(path: str, defect_types: Sequence[str],
+                             settings: AlertSettings | None = None
                              ) -> tuple[str, ResolvedThresholds, dict[str, Any]]:
     """(system, its per-type thresholds, the record) from a ``--system gbt|rules --json``
-    file. Raises ThresholdError naming the file and the field."""
-    from streamer.alarm.thresholds import ThresholdError, check_alarm_map, check_on_delay
+    file; the on-delay is the record's unless ``settings`` (the daemon's alerts) set one.
+    Raises ThresholdError naming the file and the field."""
+    from streamer.alarm.thresholds import (
+        ThresholdError,
+        check_alarm_map,
+        check_on_delay,
+        resolve_on_delay,
+    )
 
     rec = read_json_object(path, ThresholdError, "a JSON threshold record")
     system = rec.get("system")
@@ -327,9 +334,10 @@ def load_baseline_thresholds(path: str, defect_types: Sequence[str]
     alarm = {t: alarm[t] for t in defect_types}
     delay = rec.get("on_delay_s")  # chosen with this on-delay (older records: none, 0)
     delay = 0.0 if delay is None else check_on_delay(delay, f"{path}: on_delay_s")
+    delay, delay_source = resolve_on_delay(settings or AlertSettings(), delay, SOURCE_BASELINE)
     return system, ResolvedThresholds(tuple(defect_types), alarm,
                                       {t: SOURCE_BASELINE for t in defect_types},
-                                      delay, SOURCE_BASELINE), rec
+                                      delay, delay_source), rec
 
 
 def check_dev_args(seeds: Sequence[int], grid_text: str, margin: float
@@ -494,7 +502,6 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.on_delay <= MAX_ON_DELAY_S:
         return fail(f"--on-delay: need 0 <= SECONDS <= {MAX_ON_DELAY_S:g}, got {args.on_delay:g}")
 
-    from streamer.config import AlertSettings
     from streamer.evaluation.gbt_training import GbtSourceError, training_fingerprint
     from streamer.evaluation.report import gbt_scores, model_scores, rules_scores
     from streamer.model.checkpoint import CheckpointError, update_metadata
