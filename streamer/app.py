@@ -234,8 +234,7 @@ class Application:
                      channels=len(self.channels), device=str(self.engine.device),
                      precision=self.engine.precision)
             log.info("alarm thresholds", **self.alarm_thresholds.by_type_text(),
-                     on_delay=f"{self.alarm_thresholds.on_delay_s:g} s "
-                              f"({self.alarm_thresholds.on_delay_source})")
+                     on_delay=self.alarm_thresholds.delay_text())
             # Everything loaded so far (torch, the model, libraries) lives as long as the
             # process: move it out of the collector's reach, so that a full collection scans
             # only the objects of the readings in flight, not hundreds of thousands of

@@ -110,9 +110,12 @@ class AlertSettings(_Section):
     alarm_by_type: dict[str, Annotated[float, Field(gt=0, lt=1)]] = Field(
         default_factory=dict, description="alarm threshold per defect type, e.g. {sticker: 0.7}")
     hysteresis: float = Field(0.05, ge=0, lt=0.5, description="a level clears below threshold - hysteresis")
-    # Unset: the checkpoint's operating_thresholds.on_delay_s (chosen with its thresholds),
-    # else 0. Setting it applies to every type (streamer.alarm.levels, streamer.alarm.thresholds).
+    # Unset: the checkpoint's operating_thresholds delays (chosen with its thresholds), else 0.
+    # Setting it applies to every type; on_delay_by_type outranks it per type (keys checked
+    # at start-up against the model's types; streamer.alarm.levels, streamer.alarm.thresholds).
     on_delay_s: float | None = Field(None, ge=0, le=60, description="raise only once p has stayed >= the alarm threshold this long (event time); unset: the checkpoint's, else 0")
+    on_delay_by_type: dict[str, Annotated[float, Field(ge=0, le=60)]] = Field(
+        default_factory=dict, description="on-delay per defect type, seconds, e.g. {slag: 5}")
     repeat_suppression_s: float = Field(300.0, ge=0, description="no second 'raised' for the same strand and type within this")
     publish: Literal["all", "changes"] = "all"
     explain_top_k: int = Field(3, ge=0, le=32)

@@ -56,6 +56,17 @@ def test_on_delay_raises_only_after_the_probability_held() -> None:
     assert b.update("s", 0.0, p(0.8)).events == [(0, "raised")]
 
 
+def test_on_delay_per_type() -> None:
+    """A type's own delay (alerts.on_delay_by_type): the sticker raises at once while the
+    crack, on the same readings, waits its 2 s."""
+    a = AlarmStates(AlertSettings(on_delay_by_type={TYPES[1]: 2.0}), TYPES)
+    assert a.on_delay == [0.0, 2.0, 0.0]
+    d = a.update("s", 0.0, p(0.9, 0.9))
+    assert d.events == [(0, "raised")] and d.levels[1] == WARNING
+    assert a.update("s", 1.0, p(0.9, 0.9)).events == []
+    assert a.update("s", 2.0, p(0.9, 0.9)).events == [(1, "raised")]
+
+
 def test_unstable_process_suppresses_sticker_only() -> None:
     a = AlarmStates(AlertSettings(suppress_unstable=True), TYPES)
     d = a.update("s", 0, p(0.9, 0.9), unstable="level_swing")

@@ -102,19 +102,52 @@ def test_bad_checkpoint_thresholds_name_the_field() -> None:
 def test_on_delay_travels_with_the_thresholds_unless_configured() -> None:
     shipped = {"operating_thresholds": {"alarm_by_type": {"sticker": 0.66}, "on_delay_s": 3}}
     r = resolve_thresholds(AlertSettings(), TYPES, shipped)
-    assert (r.on_delay_s, r.on_delay_source) == (3.0, SOURCE_CHECKPOINT)
+    assert r.on_delay_s == 3.0 and r.on_delay_source == dict.fromkeys(TYPES, SOURCE_CHECKPOINT)
     assert "on-delay 3 s (checkpoint operating_thresholds)" in r.describe()
-    assert AlarmStates(AlertSettings(), TYPES, r).on_delay_s == 3.0
+    assert AlarmStates(AlertSettings(), TYPES, r).on_delay == [3.0, 3.0, 3.0]
     mine = resolve_thresholds(AlertSettings(on_delay_s=0), TYPES, shipped)
-    assert (mine.on_delay_s, mine.on_delay_source) == (0.0, SOURCE_DELAY_CONFIG)
+    assert mine.on_delay_s == 0.0
+    assert mine.on_delay_source == dict.fromkeys(TYPES, SOURCE_DELAY_CONFIG)
     old = resolve_thresholds(AlertSettings(), TYPES, _shipped({"sticker": 0.6}))
-    assert (old.on_delay_s, old.on_delay_source) == (0.0, SOURCE_DEFAULT)
+    assert old.on_delay_s == 0.0 and old.on_delay_source == dict.fromkeys(TYPES, SOURCE_DEFAULT)
     assert "on-delay" not in old.describe() and old.as_dict()["on_delay_s"] == 0.0
     with pytest.raises(ThresholdError, match=r"operating_thresholds\.on_delay_s: must be"):
         resolve_thresholds(AlertSettings(), TYPES,
                            {"operating_thresholds": {"alarm_by_type": {}, "on_delay_s": -1}})
     with pytest.raises(ValueError, match="on_delay_s"):
         AlertSettings(on_delay_s=61)
+
+
+def test_on_delay_per_type_resolves_type_by_type() -> None:
+    """Per type: alerts.on_delay_by_type > alerts.on_delay_s > the checkpoint's per-type
+    delay > its one delay > 0; each type's alarm logic waits its own delay."""
+    shipped = {"operating_thresholds": {"alarm_by_type": {"sticker": 0.66}, "on_delay_s": 3,
+                                        "on_delay_by_type": {"slag": 5}}}
+    r = resolve_thresholds(AlertSettings(), TYPES, shipped)
+    assert r.on_delay == {"sticker": 3.0, "crack": 3.0, "slag": 5.0} and r.on_delay_s is None
+    assert r.as_dict()["on_delay_by_type"] == {"sticker": 3.0, "crack": 3.0, "slag": 5.0}
+    assert r.as_dict()["on_delay_s"] is None
+    assert r.delay_text() == ("sticker 3 s, crack 3 s, slag 5 s "
+                              "(checkpoint operating_thresholds)")
+    assert AlarmStates(AlertSettings(), TYPES, r).on_delay == [3.0, 3.0, 5.0]
+    mine = resolve_thresholds(AlertSettings(on_delay_s=1, on_delay_by_type={"crack": 0}),
+                              TYPES, shipped)
+    assert mine.on_delay == {"sticker": 1.0, "crack": 0.0, "slag": 1.0}
+    assert mine.on_delay_source == {"sticker": SOURCE_DELAY_CONFIG,
+                                    "crack": "alerts.on_delay_by_type",
+                                    "slag": SOURCE_DELAY_CONFIG}
+    only_type = resolve_thresholds(AlertSettings(on_delay_by_type={"sticker": 0}), TYPES,
+                                   shipped)
+    assert only_type.on_delay == {"sticker": 0.0, "crack": 3.0, "slag": 5.0}
+    with pytest.raises(ThresholdError, match=r"alerts\.on_delay_by_type\.breakout: not a "
+                                             "defect type"):
+        resolve_thresholds(AlertSettings(on_delay_by_type={"breakout": 2}), TYPES)
+    with pytest.raises(ThresholdError,
+                       match=r"operating_thresholds\.on_delay_by_type\.slag: must be"):
+        resolve_thresholds(AlertSettings(), TYPES, {"operating_thresholds": {
+            "alarm_by_type": {}, "on_delay_by_type": {"slag": 90}}})
+    with pytest.raises(ValueError, match="on_delay_by_type"):
+        AlertSettings(on_delay_by_type={"slag": -1})
 
 
 def test_baseline_record_carries_its_on_delay(tmp_path: Path) -> None:
@@ -126,10 +159,16 @@ def test_baseline_record_carries_its_on_delay(tmp_path: Path) -> None:
     assert load_baseline_thresholds(str(f), TYPES)[1].on_delay_s == 0.0  # older records
     f.write_text(json.dumps({**rec, "on_delay_s": 3}))
     got = load_baseline_thresholds(str(f), TYPES)[1]
-    assert (got.on_delay_s, got.on_delay_source) == (3.0, "--baseline-thresholds")
+    assert got.on_delay_s == 3.0
+    assert got.on_delay_source == dict.fromkeys(TYPES, "--baseline-thresholds")
     # a configured on-delay applies to the baselines as to the model
     mine = load_baseline_thresholds(str(f), TYPES, AlertSettings(on_delay_s=0))[1]
-    assert (mine.on_delay_s, mine.on_delay_source) == (0.0, SOURCE_DELAY_CONFIG)
+    assert mine.on_delay_s == 0.0
+    assert mine.on_delay_source == dict.fromkeys(TYPES, SOURCE_DELAY_CONFIG)
+    f.write_text(json.dumps({**rec, "on_delay_s": None,
+                             "on_delay_by_type": {"sticker": 0, "crack": 3, "slag": 5}}))
+    got = load_baseline_thresholds(str(f), TYPES)[1]
+    assert got.on_delay == {"sticker": 0.0, "crack": 3.0, "slag": 5.0}
     f.write_text(json.dumps({**rec, "on_delay_s": "3 s"}))
     with pytest.raises(ThresholdError, match=r"rules\.json: on_delay_s: must be"):
         load_baseline_thresholds(str(f), TYPES)
@@ -228,7 +267,7 @@ async def test_daemon_uses_and_logs_the_resolved_thresholds(small_ckpt: Path,
     assert line["crack"] == f"0.9 ({SOURCE_CONFIG})"
     assert line["slag"] == f"0.8 ({SOURCE_GLOBAL})"
     assert line["on_delay"] == f"2 s ({SOURCE_CHECKPOINT})"  # it came with the thresholds
-    assert app.alarms.on_delay_s == 2.0
+    assert app.alarms.on_delay == [2.0, 2.0, 2.0]
 
 
 # -- the chooser's rule ----------------------------------------------------------------------
@@ -338,10 +377,17 @@ def test_chooser_on_hand_made_score_series() -> None:
     # with a 25 s on-delay the 20 s look-alike raises nothing, so the budget allows 0.65
     # (which catches no more here); every sticker is alarmed 25 s later
     points, _ = sweep_scores(series, [sc], events, TYPES, grid(include=[0.8]), min_fill,
-                             on_delay_s=25.0)
+                             on_delay=25.0)
     by_t = {p.threshold: p for p in points["sticker"]}
     assert (by_t[0.65].caught, by_t[0.65].false_alarms) == (3, 0)
     assert by_t[0.8].lead_time_median_s == pytest.approx(540 - 525)  # raised at 500 + 25
+    # a per-type delay acts on its own type only: the sticker's, as above; another's, none
+    own, _ = sweep_scores(series, [sc], events, TYPES, grid(include=[0.8]), min_fill,
+                          on_delay={"sticker": 25.0})
+    assert own["sticker"] == points["sticker"]
+    other, _ = sweep_scores(series, [sc], events, TYPES, grid(include=[0.8]), min_fill,
+                            on_delay={"crack": 25.0, "slag": 25.0})
+    assert {p.threshold: p for p in other["sticker"]}[0.65].false_alarms > 0
 
 
 # -- the chooser's command ------------------------------------------------------------------
@@ -380,7 +426,11 @@ def test_chooser_writes_the_thresholds_into_the_checkpoint(
     ckpt.write_bytes(tiny_small_ckpt.read_bytes())
     before = load_checkpoint(ckpt)
     assert main([str(ckpt), "--seed", "8001", "--on-delay", "61"]) == 2
-    assert "--on-delay: need 0 <= SECONDS <= 60" in capsys.readouterr().err
+    assert "--on-delay: must be a number of seconds in [0, 60]" in capsys.readouterr().err
+    assert main([str(ckpt), "--seed", "8001", "--on-delay", "breakout=2"]) == 2
+    assert "--on-delay breakout: not a defect type" in capsys.readouterr().err
+    assert main([str(ckpt), "--seed", "8001", "--on-delay", "slag=x"]) == 2
+    assert "--on-delay: expected SECONDS or TYPE=SECONDS" in capsys.readouterr().err
     assert main([str(ckpt), "--seed", "8001", "--sim-config", SMALL, "--strands", "1",
                  "--hours", "1", "--on-delay", "2", "--write"]) == 0
     out = capsys.readouterr().out
@@ -396,6 +446,7 @@ def test_chooser_writes_the_thresholds_into_the_checkpoint(
     r = resolve_thresholds(AlertSettings(), TYPES, after.metadata)
     assert r.alarm == rec["alarm_by_type"] and set(r.source.values()) == {SOURCE_CHECKPOINT}
     assert rec["on_delay_s"] == 2.0 and r.on_delay_s == 2.0  # the delay travels with them
+    assert rec["on_delay_by_type"] == dict.fromkeys(TYPES, 2.0)
 
 
 def test_chooser_sweeps_several_development_seeds_as_one_set_of_heats(

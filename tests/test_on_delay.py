@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,10 @@ import pytest
 from streamer.evaluation.on_delay import (
     DelayResult,
     Fold,
+    Totals,
     leave_one_out,
     main,
+    pick_by_type,
     pick_delay,
     sum_points,
 )
@@ -68,6 +71,61 @@ def test_pick_delay_keeps_stickers_and_lead_then_fewest_false_alarms() -> None:
     assert pick_delay(results, min_lead_s=28.0).delay_s == 8
     assert pick_delay([_result(0, 9, 8, 25.0)]) is None  # not even no delay qualifies
     assert pick_delay([]) is None
+
+
+def _totals(delay: float, sticker: tuple[int, int], crack: tuple[int, int],
+            slag: tuple[int, int], lead: float) -> Totals:
+    """(caught, false alarms) per type, of 10 events each."""
+    return Totals(delay, {"sticker": (sticker[0], 10, sticker[1]),
+                          "crack": (crack[0], 10, crack[1]),
+                          "slag": (slag[0], 10, slag[1])}, lead)
+
+
+ROWS = [_totals(0, (9, 5), (10, 4), (8, 6), 34.0),
+        _totals(3, (9, 5), (10, 0), (7, 2), 33.0),   # slag loses an event
+        _totals(5, (8, 1), (10, 0), (8, 1), 31.0),   # stickers lose one
+        _totals(8, (9, 0), (10, 0), (9, 0), 29.0)]   # sticker lead under 30 s
+
+
+def test_pick_by_type_applies_the_rule_to_each_type_alone() -> None:
+    # sticker: 3 s ties 0 s on false alarms (5 s loses one, 8 s leads too little) -> 0 s;
+    # crack: 3 s is the shortest with none; slag: 3 s loses an event, 8 s catches more and
+    # has none (the sticker lead does not bind another type)
+    assert pick_by_type(ROWS) == {"sticker": 0.0, "crack": 3.0, "slag": 8.0}
+    assert pick_by_type(ROWS, min_lead_s=28.0)["sticker"] == 8.0
+    # the one-delay rule on the same totals: 3 s has the fewest in all among 0 and 3
+    results = [DelayResult(r.delay_s, [Fold(1, {}, {t: TypePoint(
+        0.8, c, n - c, fa, float(fa), r.min_sticker_lead_s if t == "sticker" else None)
+        for t, (c, n, fa) in r.by_type.items()})]) for r in ROWS]
+    assert [r.totals() for r in results] == ROWS
+    assert pick_delay(results).delay_s == 3
+    assert pick_by_type([]) == {}
+
+
+def test_repick_reads_a_record_and_adds_the_per_type_pick(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rec = {"model_id": "x", "picked_on_delay_s": 3.0, "delays": [
+        {"on_delay_s": r.delay_s, "false_alarms": r.false_alarms(),
+         "by_type": {t: dict(zip(("caught", "judged", "false_alarms"), v))
+                     for t, v in r.by_type.items()},
+         "min_sticker_lead_s": r.min_sticker_lead_s} for r in ROWS]}
+    src, out = tmp_path / "od.json", tmp_path / "out.json"
+    src.write_text(json.dumps(rec))
+    assert main(["--repick", str(src), "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "picked: on-delay 3 s" in text
+    assert "picked per type: sticker 0 s, crack 3 s, slag 8 s " \
+           "(--on-delay sticker=0,crack=3,slag=8)" in text
+    got = json.loads(out.read_text())
+    assert got["picked_by_type"] == {"sticker": 0.0, "crack": 3.0, "slag": 8.0}
+    assert got["model_id"] == "x" and got["delays"] == rec["delays"]
+    src.write_text(json.dumps({"delays": [{"on_delay_s": 0}]}))
+    assert main(["--repick", str(src)]) == 2
+    assert "od.json: delays[0]" in capsys.readouterr().err
+    assert main(["--repick", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json: cannot read" in capsys.readouterr().err
+    assert main([]) == 2
+    assert "give a checkpoint to score, or --repick" in capsys.readouterr().err
 
 
 def test_command_refuses_one_seed_report_seeds_and_bad_delays(

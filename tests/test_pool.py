@@ -42,7 +42,7 @@ def test_counts_are_summed_and_rates_carry_intervals() -> None:
     delayed["systems"]["model"]["alarm_thresholds"]["on_delay_s"] = 3.0
     p = pool([_report(1, 9, 1, 2, 2.0), delayed], ["a", "b"])
     assert not p["systems"]["model"]["same_thresholds"]
-    assert p["systems"]["model"]["thresholds"][1] == {"sticker": 0.8, "on-delay": 3.0}
+    assert p["systems"]["model"]["thresholds"][1] == {"sticker": 0.8, "sticker on-delay": 3.0}
     delayed["systems"]["model"]["alarm_thresholds"]["on_delay_s"] = 0.0
     assert pool([_report(1, 9, 1, 2, 2.0), delayed], ["a", "b"])["systems"]["model"][
         "same_thresholds"]

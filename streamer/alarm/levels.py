@@ -7,7 +7,8 @@ flicker. The alarm threshold may differ per defect type (``alerts.alarm_by_type`
 checkpoint's operating thresholds; :mod:`streamer.alarm.thresholds` resolves them); a type's
 watch and warning are lowered to its alarm threshold when they are above it.
 
-On-delay (ISA-18.2's alarm on-delay; ``alerts.on_delay_s``, else the checkpoint's, else 0):
+On-delay (ISA-18.2's alarm on-delay, per type; :mod:`streamer.alarm.thresholds` resolves it
+from ``alerts.on_delay_by_type`` / ``alerts.on_delay_s``, else the checkpoint's, else 0):
 the alarm level is entered only once the probability has stayed at or above the alarm
 threshold for that many seconds of event time; until then the level is ``warning``. A
 probability that touches the threshold for a second or two on a look-alike then raises no
@@ -66,7 +67,7 @@ class AlarmStates:
         self.thresholds: list[tuple[float, float, float]] = [
             per_type[t].as_tuple() for t in self.types]
         self._states: dict[str, list[_TypeState]] = {}
-        self.on_delay_s = self.resolved.on_delay_s
+        self.on_delay: list[float] = [self.resolved.delay(t) for t in self.types]
         self._sticker = self.types.index("sticker") if "sticker" in self.types else -1
 
     def _level(self, k: int, st: _TypeState, ts: float, p: float) -> int:
@@ -80,7 +81,7 @@ class AlarmStates:
         if p >= th[ALARM - 1]:
             if st.above_since is None:
                 st.above_since = ts
-            if level == ALARM and st.level < ALARM and ts - st.above_since < self.on_delay_s:
+            if level == ALARM and st.level < ALARM and ts - st.above_since < self.on_delay[k]:
                 level = WARNING  # not held long enough yet: the operator sees a warning
         else:
             st.above_since = None

@@ -9,9 +9,18 @@ report describes what the daemon does. Per defect type, the first that is set wi
    ``python -m streamer.evaluation.thresholds``);
 3. ``alerts.alarm`` (one threshold for every type).
 
-The alarm on-delay (``alerts.on_delay_s``, :mod:`streamer.alarm.levels`) travels with the
-thresholds, because thresholds chosen with a delay are too low without it: the first that is
-set wins of ``alerts.on_delay_s``, the checkpoint's ``operating_thresholds.on_delay_s``, and 0.
+The alarm on-delay (:mod:`streamer.alarm.levels`) travels with the thresholds, because
+thresholds chosen with a delay are too low without it. It may differ per type (a level burst
+is over in seconds, a sticker must not wait). Per type, the first that is set wins:
+
+1. ``alerts.on_delay_by_type[type]``;
+2. ``alerts.on_delay_s`` (one delay for every type);
+3. the checkpoint's ``operating_thresholds.on_delay_by_type[type]``;
+4. the checkpoint's ``operating_thresholds.on_delay_s``;
+5. 0 (off).
+
+A configured delay outranks the checkpoint's, so ``alerts.on_delay_s: 0`` turns every delay
+off.
 
 Watch and warning stay ``alerts.watch`` / ``alerts.warning`` for every type, except that a
 type whose alarm threshold is below them has them lowered to its alarm threshold (levels
@@ -22,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from streamer.config import AlertSettings
@@ -32,6 +41,7 @@ SOURCE_CHECKPOINT = "checkpoint operating_thresholds"
 SOURCE_GLOBAL = "alerts.alarm"
 SOURCE_CLI = "--threshold"
 SOURCE_DELAY_CONFIG = "alerts.on_delay_s"
+SOURCE_DELAY_TYPE_CONFIG = "alerts.on_delay_by_type"
 SOURCE_DEFAULT = "default"
 MAX_ON_DELAY_S = 60.0
 METADATA_KEY = "operating_thresholds"
@@ -60,8 +70,18 @@ class ResolvedThresholds:
     defect_types: tuple[str, ...]
     alarm: dict[str, float]
     source: dict[str, str]
-    on_delay_s: float = 0.0  # seconds p must stay >= the alarm threshold before a raise
-    on_delay_source: str = SOURCE_DEFAULT
+    # per type, seconds p must stay >= the alarm threshold before a raise (absent: 0)
+    on_delay: dict[str, float] = field(default_factory=dict)
+    on_delay_source: dict[str, str] = field(default_factory=dict)
+
+    def delay(self, defect: str) -> float:
+        return self.on_delay.get(defect, 0.0)
+
+    @property
+    def on_delay_s(self) -> float | None:
+        """The one delay of every type, or None where the types' delays differ."""
+        values = {self.delay(t) for t in self.defect_types}
+        return values.pop() if len(values) == 1 else None
 
     def levels(self, settings: AlertSettings) -> dict[str, TypeThresholds]:
         """Watch / warning / alarm per type: global watch / warning, clamped to its alarm."""
@@ -71,7 +91,19 @@ class ResolvedThresholds:
     def as_dict(self) -> dict[str, Any]:
         """JSON-able: what a report records and the start-up log shows."""
         return {"alarm_by_type": dict(self.alarm), "source": dict(self.source),
-                "on_delay_s": self.on_delay_s, "on_delay_source": self.on_delay_source}
+                "on_delay_s": self.on_delay_s,
+                "on_delay_by_type": {t: self.delay(t) for t in self.defect_types},
+                "on_delay_source": {t: self.on_delay_source.get(t, SOURCE_DEFAULT)
+                                    for t in self.defect_types}}
+
+    def delay_text(self) -> str:
+        """``3 s (checkpoint operating_thresholds)``, or per type where they differ:
+        ``sticker 0 s, crack 3 s, slag 5 s (checkpoint operating_thresholds)``."""
+        sources = {self.on_delay_source.get(t, SOURCE_DEFAULT) for t in self.defect_types}
+        where = f" ({', '.join(sorted(sources))})"
+        if self.on_delay_s is not None:
+            return f"{self.on_delay_s:g} s{where}"
+        return ", ".join(f"{t} {self.delay(t):g} s" for t in self.defect_types) + where
 
     def by_type_text(self) -> dict[str, str]:
         """``{"sticker": "0.7 (checkpoint operating_thresholds)", ...}``: the start-up log's
@@ -82,9 +114,22 @@ class ResolvedThresholds:
         """``sticker 0.7 (checkpoint operating_thresholds), crack 0.8 (alerts.alarm), ...``,
         then the on-delay where there is one."""
         text = ", ".join(f"{t} {text}" for t, text in self.by_type_text().items())
-        if self.on_delay_s:
-            text += f"; on-delay {self.on_delay_s:g} s ({self.on_delay_source})"
+        if any(self.delay(t) for t in self.defect_types):
+            text += f"; on-delay {self.delay_text()}"
         return text
+
+
+def on_delay_of(rec: Mapping[str, Any]) -> dict[str, float]:
+    """The per-type delays of a report's ``alarm_thresholds`` (:meth:`as_dict`), for reading
+    reports back: its ``on_delay_by_type``, else its one ``on_delay_s`` for each of its
+    types; {} for a report from before the on-delay."""
+    by_type = rec.get("on_delay_by_type")
+    if isinstance(by_type, Mapping):
+        return {str(t): float(v) for t, v in by_type.items()}
+    one = rec.get("on_delay_s")
+    if one is None:
+        return {}
+    return dict.fromkeys(rec.get("alarm_by_type") or {}, float(one))
 
 
 def check_alarm_map(values: Any, defect_types: Sequence[str], field: str) -> dict[str, float]:
@@ -125,30 +170,70 @@ def check_on_delay(value: Any, field: str) -> float:
     return float(value)
 
 
-def checkpoint_on_delay(metadata: Mapping[str, Any] | None) -> float | None:
-    """The checkpoint's ``operating_thresholds.on_delay_s`` (None if absent), validated."""
+def check_on_delay_map(values: Any, defect_types: Sequence[str], field: str
+                       ) -> dict[str, float]:
+    """A {type: seconds} mapping with known keys and values in [0, MAX_ON_DELAY_S], or
+    ThresholdError naming the field."""
+    if not isinstance(values, Mapping):
+        raise ThresholdError(f"{field}: must be a mapping of defect type to seconds")
+    out: dict[str, float] = {}
+    for key, v in values.items():
+        if key not in defect_types:
+            raise ThresholdError(f"{field}.{key}: not a defect type of the model "
+                                 f"(its types: {', '.join(defect_types)})")
+        out[str(key)] = check_on_delay(v, f"{field}.{key}")
+    return out
+
+
+def recorded_on_delay(rec: Mapping[str, Any], defect_types: Sequence[str], where: str
+                      ) -> dict[str, float]:
+    """The delays a threshold record was chosen with, per type: its ``on_delay_by_type``,
+    else its ``on_delay_s`` for every type; {} if it has neither (a record from before the
+    on-delay: 0). Raises ThresholdError naming the field after ``where`` (its prefix)."""
+    one = rec.get("on_delay_s")
+    out = {} if one is None else dict.fromkeys(defect_types, check_on_delay(
+        one, f"{where}on_delay_s"))
+    by_type = rec.get("on_delay_by_type")
+    if by_type is not None:
+        out.update(check_on_delay_map(by_type, defect_types, f"{where}on_delay_by_type"))
+    return out
+
+
+def checkpoint_on_delay(metadata: Mapping[str, Any] | None, defect_types: Sequence[str]
+                        ) -> dict[str, float]:
+    """The checkpoint's ``operating_thresholds`` delays per type ({} if none), validated."""
     rec = (metadata or {}).get(METADATA_KEY)
-    if not isinstance(rec, Mapping) or rec.get("on_delay_s") is None:
-        return None
-    return check_on_delay(rec["on_delay_s"], f"metadata.{METADATA_KEY}.on_delay_s")
+    if not isinstance(rec, Mapping):
+        return {}
+    return recorded_on_delay(rec, defect_types, f"metadata.{METADATA_KEY}.")
 
 
-def resolve_on_delay(settings: AlertSettings, recorded: float | None,
-                     recorded_source: str) -> tuple[float, str]:
-    """(delay, source): ``alerts.on_delay_s`` if set, else the delay recorded with the
-    thresholds (a checkpoint's or a baseline record's), else 0."""
-    if settings.on_delay_s is not None:
-        return float(settings.on_delay_s), SOURCE_DELAY_CONFIG
-    if recorded is not None:
-        return recorded, recorded_source
-    return 0.0, SOURCE_DEFAULT
+def resolve_on_delay(settings: AlertSettings, defect_types: Sequence[str],
+                     recorded: Mapping[str, float], recorded_source: str
+                     ) -> tuple[dict[str, float], dict[str, str]]:
+    """(delay, source) per type: ``alerts.on_delay_by_type``, ``alerts.on_delay_s``, the
+    delays recorded with the thresholds (a checkpoint's or a baseline record's), else 0."""
+    configured = check_on_delay_map(settings.on_delay_by_type, defect_types,
+                                    SOURCE_DELAY_TYPE_CONFIG)
+    delay: dict[str, float] = {}
+    source: dict[str, str] = {}
+    for t in defect_types:
+        if t in configured:
+            delay[t], source[t] = configured[t], SOURCE_DELAY_TYPE_CONFIG
+        elif settings.on_delay_s is not None:
+            delay[t], source[t] = float(settings.on_delay_s), SOURCE_DELAY_CONFIG
+        elif t in recorded:
+            delay[t], source[t] = recorded[t], recorded_source
+        else:
+            delay[t], source[t] = 0.0, SOURCE_DEFAULT
+    return delay, source
 
 
 def resolve_thresholds(settings: AlertSettings, defect_types: Sequence[str],
                        metadata: Mapping[str, Any] | None = None, *,
                        override: float | None = None) -> ResolvedThresholds:
     """Per-type alarm thresholds: config > checkpoint > ``alerts.alarm`` (module docstring);
-    the on-delay: config > checkpoint > 0.
+    the on-delay per type: config > checkpoint > 0.
 
     ``override`` (``streamer evaluate --threshold``) replaces all three with one value (not
     the on-delay). Raises ThresholdError naming the field for an unknown type or a bad value.
@@ -167,6 +252,6 @@ def resolve_thresholds(settings: AlertSettings, defect_types: Sequence[str],
             alarm[t], source[t] = shipped[t], SOURCE_CHECKPOINT
         else:
             alarm[t], source[t] = settings.alarm, SOURCE_GLOBAL
-    delay, delay_source = resolve_on_delay(settings, checkpoint_on_delay(metadata),
+    delay, delay_source = resolve_on_delay(settings, types, checkpoint_on_delay(metadata, types),
                                            SOURCE_CHECKPOINT)
     return ResolvedThresholds(types, alarm, source, delay, delay_source)

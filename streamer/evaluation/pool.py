@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from streamer.alarm.thresholds import on_delay_of
 from streamer.evaluation.intervals import poisson_rate_ci, proportion_ci
 from streamer.json_file import read_json_object
 
@@ -70,8 +71,9 @@ def _thresholds(rep: dict[str, Any], system: str) -> dict[str, float]:
     threshold means, so reports with different delays are printed as different)."""
     rec = rep["systems"][system].get("alarm_thresholds", {})
     out = dict(rec.get("alarm_by_type") or {})
-    if rec.get("on_delay_s"):
-        out["on-delay"] = float(rec["on_delay_s"])
+    for t, d in on_delay_of(rec).items():
+        if d:
+            out[f"{t} on-delay"] = d
     return out
 
 

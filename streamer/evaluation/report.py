@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from simulators.heatfile import HeatSet
-from streamer.alarm.thresholds import ResolvedThresholds, resolve_thresholds
+from streamer.alarm.thresholds import ResolvedThresholds, on_delay_of, resolve_thresholds
 from streamer.config import AlertSettings
 from streamer.evaluation.alarms import event_report, raises_from_scores, uniform_settings
 from streamer.evaluation.data import StrandSeries, load_series, truth_events
@@ -162,7 +162,8 @@ def _event_level(ev: Evaluation, res: SystemResult, threshold: float, nuisances:
     res.report["alarm_thresholds"] = thresholds.as_dict()
     res.report["operating_points"] = sweep_points(  # at the operating point's on-delay
         ev, res, set(sweep) | {threshold} | set(thresholds.alarm.values()),
-        base.model_copy(update={"on_delay_s": thresholds.on_delay_s}))
+        base.model_copy(update={"on_delay_s": None,
+                                "on_delay_by_type": dict(thresholds.on_delay)}))
 
 
 def evaluate_heats(heldout: HeatSet, *, defect_types: Sequence[str], channels: Sequence[str],
@@ -313,8 +314,11 @@ def _thresholds_line(report: dict[str, Any]) -> str:
         text = []
         if per and any(v != th for v in per.values()):
             text.append(", ".join(f"{t} {v:g} ({rec['source'][t]})" for t, v in per.items()))
-        if (rec or {}).get("on_delay_s"):  # reports before the on-delay have none
-            text.append(f"on-delay {rec['on_delay_s']:g} s")
+        delays = on_delay_of(rec or {})
+        if any(delays.values()):
+            one = set(delays.values())
+            text.append(f"on-delay {one.pop():g} s" if len(one) == 1 else "on-delay " + ", ".join(
+                f"{t} {d:g} s" for t, d in delays.items()))
         if text:
             parts.append(f"{name} " + ", ".join(text))
     return "; ".join(parts)

@@ -46,9 +46,12 @@ numbers under ``metadata.operating_thresholds`` (not part of the model id); the 
 (:mod:`streamer.alarm.thresholds`).
 
 ``--on-delay S`` chooses the thresholds with the alarm on-delay S (:mod:`streamer.alarm.levels`)
-and records it beside them; the daemon and ``streamer evaluate`` then apply it with them
-(unless ``alerts.on_delay_s`` is set). A delay lets a type go lower without more false
-alarms, so thresholds chosen with one are too low without it.
+and records it beside them; ``--on-delay sticker=0,crack=3,slag=5`` gives each type its own
+(a type not named: 0). The daemon and ``streamer evaluate`` then apply them with the
+thresholds (unless ``alerts.on_delay_s`` / ``alerts.on_delay_by_type`` are set). A delay lets
+a type go lower without more false alarms, so thresholds chosen with one are too low without
+it. Types do not interact in the alarm logic, so a type's choice depends on its own delay
+only.
 
 ``--system gbt`` / ``rules`` chooses, by the same rule on the same heats, thresholds for a
 baseline, so that a report compares like with like: the trees are fitted exactly as
@@ -63,7 +66,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +74,7 @@ from typing import Any
 
 import numpy as np
 
-from streamer.alarm.thresholds import MAX_ON_DELAY_S, ResolvedThresholds
+from streamer.alarm.thresholds import ResolvedThresholds, check_on_delay
 from streamer.config import AlertSettings
 from streamer.evaluation.data import REPORT_SEEDS
 from streamer.evaluation.gbt_training import DEFAULT_MAX_WINDOWS, DEFAULT_STRIDE
@@ -143,6 +146,56 @@ def default_budgets(defect_types: Sequence[str], total: float = TOTAL_BUDGET,
     return {t: round(out[t], 6) for t in types}
 
 
+def delay_map(on_delay: float | Mapping[str, float], defect_types: Iterable[str]
+              ) -> dict[str, float]:
+    """``on_delay`` (seconds for every type, or per type) as seconds per type (absent: 0)."""
+    if isinstance(on_delay, Mapping):
+        return {t: float(on_delay.get(t, 0.0)) for t in defect_types}
+    return dict.fromkeys(defect_types, float(on_delay))
+
+
+def delay_fields(delays: Mapping[str, float]) -> dict[str, Any]:
+    """A record's delay fields: per type, and the one delay of every type (None where they
+    differ; a record from before per-type delays has only that)."""
+    one = set(delays.values())
+    return {"on_delay_s": one.pop() if len(one) == 1 else None,
+            "on_delay_by_type": dict(delays)}
+
+
+def parse_on_delay(text: str, defect_types: Sequence[str]) -> dict[str, float]:
+    """``--on-delay``: ``3`` (every type) or ``sticker=0,crack=3,slag=5`` (a type not named:
+    0), as seconds per type. Raises ValueError, the message for the user."""
+    from streamer.alarm.thresholds import ThresholdError
+
+    try:
+        if "=" not in text:
+            return dict.fromkeys(defect_types, check_on_delay(float(text), "--on-delay"))
+        out = dict.fromkeys(defect_types, 0.0)
+        for part in text.split(","):
+            key, _, val = part.partition("=")
+            key = key.strip()
+            if key not in defect_types:
+                raise ValueError(f"--on-delay {key}: not a defect type of the model "
+                                 f"({', '.join(defect_types)})")
+            out[key] = check_on_delay(float(val), f"--on-delay {key}")
+        return out
+    except ThresholdError as exc:
+        raise ValueError(str(exc)) from None
+    except ValueError as exc:
+        if str(exc).startswith("--on-delay"):
+            raise
+        raise ValueError(f"--on-delay: expected SECONDS or TYPE=SECONDS,..., got {text!r}"
+                         ) from None
+
+
+def describe_delays(delays: Mapping[str, float]) -> str:
+    """``3 s`` where every type has the same delay, else ``sticker 0 s, crack 3 s, ...``."""
+    one = set(delays.values())
+    if len(one) == 1:
+        return f"{one.pop():g} s"
+    return ", ".join(f"{t} {d:g} s" for t, d in delays.items())
+
+
 def choose_threshold(defect: str, points: Sequence[TypePoint], budget: float,
                      reference: float, margin: float = MARGIN) -> Choice:
     """Apply the rule (module docstring) to one type's sweep; ``reference`` must be in it."""
@@ -185,10 +238,10 @@ def type_points(operating_points: Sequence[Mapping[str, Any]]
 
 def sweep_scores(series: Sequence[Any], scores: Sequence[np.ndarray], truth: Sequence[Any],
                  defect_types: Sequence[str], thresholds: Sequence[float], min_fill: int,
-                 hz: float = 1.0, on_delay_s: float = 0.0
+                 hz: float = 1.0, on_delay: float | Mapping[str, float] = 0.0
                  ) -> tuple[dict[str, list[TypePoint]], float]:
-    """Per type, the event numbers at every threshold (alarms with ``on_delay_s``); and the
-    strand-days watched.
+    """Per type, the event numbers at every threshold (alarms with ``on_delay``: seconds for
+    every type, or per type, absent = 0); and the strand-days watched.
 
     ``series``: StrandSeries; ``scores[i]``: [len(series[i]) - min_fill + 1, K], the scores
     of the windows ending at readings min_fill-1.. (what ``model_scores`` returns)."""
@@ -202,7 +255,7 @@ def sweep_scores(series: Sequence[Any], scores: Sequence[np.ndarray], truth: Seq
     counts = {"strand_seconds": n_windows / hz}
     ev = Evaluation(list(defect_types), list(series), ends, {}, counts, list(truth), hz)
     res = SystemResult("model", scores=list(scores))
-    base = AlertSettings(on_delay_s=on_delay_s)
+    base = AlertSettings(on_delay_by_type=delay_map(on_delay, defect_types))
     return type_points(sweep_points(ev, res, thresholds, base)), n_windows / hz / 86400.0
 
 
@@ -256,7 +309,7 @@ def record(choices: Mapping[str, Choice], *, model_id: str, seeds: Sequence[int]
            command: str, system: str = "model",
            gbt_train: Mapping[str, Any] | None = None,
            points: Mapping[str, Sequence[TypePoint]] | None = None,
-           on_delay_s: float = 0.0) -> dict[str, Any]:
+           on_delay: float | Mapping[str, float] = 0.0) -> dict[str, Any]:
     """What ``--write`` stores as ``metadata.operating_thresholds`` (and ``--json`` writes):
     values and how chosen. ``gbt_train``: the fitted trees' fingerprint (``--system gbt``).
     ``points``: the whole sweep, kept per type as ``sweep`` so that another rule can be tried
@@ -266,7 +319,7 @@ def record(choices: Mapping[str, Choice], *, model_id: str, seeds: Sequence[int]
         "system": system,
         **extra,
         "alarm_by_type": {t: c.threshold for t, c in choices.items()},
-        "on_delay_s": on_delay_s,
+        **delay_fields(delay_map(on_delay, choices)),
         "rule": RULE,
         "budget_false_alarms_per_strand_day": {t: c.budget for t, c in choices.items()},
         "reference": next(iter(choices.values())).reference if choices else None,
@@ -316,7 +369,7 @@ def load_baseline_thresholds(path: str, defect_types: Sequence[str],
     from streamer.alarm.thresholds import (
         ThresholdError,
         check_alarm_map,
-        check_on_delay,
+        recorded_on_delay,
         resolve_on_delay,
     )
 
@@ -332,9 +385,10 @@ def load_baseline_thresholds(path: str, defect_types: Sequence[str],
     if system == "gbt" and not isinstance(rec.get("gbt_train"), dict):
         raise ThresholdError(f"{path}: gbt_train: missing (which trees the thresholds are for)")
     alarm = {t: alarm[t] for t in defect_types}
-    delay = rec.get("on_delay_s")  # chosen with this on-delay (older records: none, 0)
-    delay = 0.0 if delay is None else check_on_delay(delay, f"{path}: on_delay_s")
-    delay, delay_source = resolve_on_delay(settings or AlertSettings(), delay, SOURCE_BASELINE)
+    # chosen with these delays (older records: none, 0)
+    recorded = recorded_on_delay(rec, defect_types, f"{path}: ")
+    delay, delay_source = resolve_on_delay(settings or AlertSettings(), defect_types, recorded,
+                                           SOURCE_BASELINE)
     return system, ResolvedThresholds(tuple(defect_types), alarm,
                                       {t: SOURCE_BASELINE for t in defect_types},
                                       delay, delay_source), rec
@@ -462,9 +516,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", default="0.5:0.95:0.025", help="START:STOP:STEP")
     ap.add_argument("--margin", type=float, default=MARGIN,
                     help=f"how far below t_hold the rule stops (default {MARGIN:g})")
-    ap.add_argument("--on-delay", type=float, default=0.0, metavar="SECONDS",
-                    help="alarm on-delay the thresholds are chosen with and travel with "
-                         "(alerts.on_delay_s; default 0)")
+    ap.add_argument("--on-delay", default="0", metavar="SECONDS|TYPE=SECONDS,...",
+                    help="alarm on-delay the thresholds are chosen with and travel with, "
+                         "for every type or per type, e.g. sticker=0,crack=3,slag=5 "
+                         "(alerts.on_delay_s / on_delay_by_type; default 0)")
     ap.add_argument("--total-budget", type=float, default=TOTAL_BUDGET,
                     help="false alarms per strand-day, all types")
     ap.add_argument("--budget", type=_budget_arg, action="append", default=[],
@@ -499,8 +554,6 @@ def main(argv: list[str] | None = None) -> int:
         seeds, (start, stop, step) = check_dev_args(args.seed, args.grid, args.margin)
     except ValueError as exc:
         return fail(str(exc))
-    if not 0 <= args.on_delay <= MAX_ON_DELAY_S:
-        return fail(f"--on-delay: need 0 <= SECONDS <= {MAX_ON_DELAY_S:g}, got {args.on_delay:g}")
 
     from streamer.evaluation.gbt_training import GbtSourceError, training_fingerprint
     from streamer.evaluation.report import gbt_scores, model_scores, rules_scores
@@ -511,6 +564,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         return fail(str(exc))
     types = list(loaded.defect_types)
+    try:
+        on_delay = parse_on_delay(args.on_delay, types)
+    except ValueError as exc:
+        return fail(str(exc))
     budgets = default_budgets(types, args.total_budget)
     for key, val in args.budget:
         if key not in types:
@@ -542,14 +599,14 @@ def main(argv: list[str] | None = None) -> int:
         truth += dev.truth
     events = {t: sum(e.type == t for e in truth) for t in types}
     points, strand_days = sweep_scores(series, scores, truth, types, thresholds,
-                                       args.min_fill, hz, args.on_delay)
+                                       args.min_fill, hz, on_delay)
     choices = choose_all(points, budgets, reference, args.margin)
 
     whose = "" if args.system == "model" else f"{args.system} baseline for "
     print(f"== {whose}{args.model} (model {loaded.model_id}), dev seed "
           f"{'+'.join(str(x) for x in seeds)}, "
           f"{len(series)} strands, {strand_days:.3f} strand-days, reference {reference:g}, "
-          f"on-delay {args.on_delay:g} s")
+          f"on-delay {describe_delays(on_delay)}")
     print(format_sweep(points, choices, events))
     chosen = {t: c.threshold for t, c in choices.items()}
     print("chosen: " + ", ".join(f"{t} {v:g}" for t, v in chosen.items()))
@@ -560,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
                  hours=args.hours, strand_days=strand_days, events=events,
                  min_fill=args.min_fill, thresholds=thresholds, command=command,
                  system=args.system, gbt_train=gbt_train, points=points,
-                 on_delay_s=args.on_delay)
+                 on_delay=on_delay)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(rec, f, indent=2, default=json_default)
