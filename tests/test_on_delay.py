@@ -73,6 +73,9 @@ def test_pick_delay_keeps_stickers_and_lead_then_fewest_false_alarms() -> None:
     assert pick_delay([]) is None
 
 
+SMALL = str(Path(__file__).resolve().parents[1] / "configs" / "sim" / "small.yaml")
+
+
 def _totals(delay: float, sticker: tuple[int, int], crack: tuple[int, int],
             slag: tuple[int, int], lead: float) -> Totals:
     """(caught, false alarms) per type, of 10 events each."""
@@ -146,3 +149,37 @@ def test_command_refuses_one_seed_report_seeds_and_bad_delays(
     assert "--margin: need 0 <= MARGIN < 1" in capsys.readouterr().err
     assert main([ckpt, "--seed", "8001", "--seed", "8002"]) == 2  # no such checkpoint
     assert "none.pt" in capsys.readouterr().err
+
+
+def test_command_scores_a_baseline_as_the_chooser_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--system rules``: each held-out fold's counts are the chooser's own sweep of that
+    seed (same system, same delay) at the thresholds the other seed chose."""
+    from streamer.channels import ChannelLayout
+    from streamer.evaluation import thresholds as chooser
+    from tests.daemon_helpers import untrained_checkpoint
+
+    ckpt = tmp_path / "tiny.pt"
+    untrained_checkpoint(ckpt, list(ChannelLayout(3, 6).channels))
+    common = ["--system", "rules", "--sim-config", SMALL, "--strands", "1", "--hours", "1",
+              "--grid", "0.5:0.95:0.05"]
+    assert main([str(ckpt), "--seed", "8001", "--seed", "8002", *common, "--delays", "0,2",
+                 "--json", str(tmp_path / "od.json")]) == 0
+    assert "== rules baseline for" in capsys.readouterr().out
+    od = json.loads((tmp_path / "od.json").read_text())
+    assert od["system"] == "rules" and set(od["picked_by_type"]) == {"sticker", "crack", "slag"}
+    row = next(r for r in od["delays"] if r["on_delay_s"] == 2.0)
+    sweeps = {}
+    for seed in (8001, 8002):
+        out = tmp_path / f"{seed}.json"
+        assert chooser.main([str(ckpt), "--seed", str(seed), *common, "--on-delay", "2",
+                             "--json", str(out)]) == 0
+        rec = json.loads(out.read_text())
+        sweeps[seed] = {t: {th: (c, fa) for th, c, _, fa, _ in v["sweep"]}
+                        for t, v in rec["per_type"].items()}
+    for t in ("sticker", "crack", "slag"):
+        caught = fa = 0
+        for fold in row["folds"]:
+            c, f = sweeps[fold["held_out"]][t][fold["chosen"][t]]
+            caught, fa = caught + c, fa + f
+        assert (row["by_type"][t]["caught"], row["by_type"][t]["false_alarms"]) == (caught, fa)

@@ -19,7 +19,9 @@ the held-out totals:
     python -m streamer.evaluation.on_delay MODEL.pt --seed 8001 --seed 8002 --seed 8003 \\
         --strands 6 --hours 16 --threads 2 --grid 0.5:0.98:0.02 --delays 0,1,2,3,4,5,6,8
 
-``--repick RECORD.json`` applies the rules again to a ``--json`` record, without scoring.
+``--system gbt`` / ``rules`` runs the same study for a baseline, scored as the threshold
+chooser scores it (:class:`streamer.evaluation.thresholds.DevScorer`). ``--repick
+RECORD.json`` applies the rules again to a ``--json`` record, without scoring.
 The report seeds are refused, as by the threshold chooser; the delays it names are then used
 with ``python -m streamer.evaluation.thresholds --on-delay`` on all the seeds together.
 """
@@ -38,6 +40,7 @@ from streamer.evaluation.thresholds import (
     TOTAL_BUDGET,
     Choice,
     TypePoint,
+    add_system_args,
     choose_all,
     default_budgets,
     grid,
@@ -215,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="lowest median sticker lead a delay may give on a held-out seed")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0 = default)")
     ap.add_argument("--json", dest="json_out", default=None)
+    add_system_args(ap)
     args = ap.parse_args(argv)
 
     def fail(msg: str) -> int:
@@ -222,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from streamer.alarm.thresholds import MAX_ON_DELAY_S
-    from streamer.evaluation.thresholds import check_dev_args
+    from streamer.evaluation.thresholds import check_dev_args, check_system_args
 
     if args.repick is not None:
         return _repick(args.repick, args.min_lead, args.json_out)
@@ -230,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail("give a checkpoint to score, or --repick RECORD.json")
 
     try:
+        check_system_args(args)
         seeds, (start, stop, step) = check_dev_args(args.seed, args.grid, args.margin)
     except ValueError as exc:
         return fail(str(exc))
@@ -243,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"--delays: each must be in [0, {MAX_ON_DELAY_S:g}] seconds")
 
     from streamer.config import AlertSettings
-    from streamer.evaluation.report import model_scores
-    from streamer.evaluation.thresholds import dev_seeds, load_for_dev, sweep_scores
+    from streamer.evaluation.gbt_training import GbtSourceError
+    from streamer.evaluation.thresholds import DevScorer, dev_seeds, load_for_dev, sweep_scores
 
     try:
         loaded = load_for_dev(args.model, seeds, args.threads)
@@ -256,9 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     budgets = default_budgets(types, TOTAL_BUDGET)
 
     scored: dict[int, Any] = {}
+    scorer = DevScorer(args, loaded, seeds)
     for dev in dev_seeds(args.sim_config, seeds, args.strands, args.hours, loaded.channels,
                          types):
-        scores = model_scores(loaded, dev.series, args.min_fill, progress=False)
+        try:
+            scores = scorer(dev)
+        except GbtSourceError as exc:
+            return fail(str(exc))
         scored[dev.seed] = (dev.series, scores, dev.truth, dev.hz)
         print(f"scored seed {dev.seed}", flush=True)
     results = []
@@ -269,14 +278,15 @@ def main(argv: list[str] | None = None) -> int:
         results.append(leave_one_out(per_seed, d, budgets, reference, args.margin))
     strand_days = sum(d for _, d in per_seed.values())
     picked = pick_delay(results, args.min_lead)
-    print(f"== {args.model} (model {loaded.model_id}), seeds {'+'.join(map(str, seeds))}, "
+    whose = "" if args.system == "model" else f"{args.system} baseline for "
+    print(f"== {whose}{args.model} (model {loaded.model_id}), seeds {'+'.join(map(str, seeds))}, "
           f"{strand_days:.2f} strand-days, each seed held out in turn")
     print(format_results(results, picked, strand_days))
     print("picked: " + ("none" if picked is None else f"on-delay {picked.delay_s:g} s"))
     by_type = pick_by_type([r.totals() for r in results], args.min_lead)
     print(f"picked per type: {_per_type_text(by_type)}")
     if args.json_out:
-        rec = {"model_id": loaded.model_id, "seeds": seeds, "strands_per_caster": args.strands,
+        rec = {"system": args.system, "model_id": loaded.model_id, "seeds": seeds, "strands_per_caster": args.strands,
                "hours": args.hours, "strand_days": round(strand_days, 4),
                "grid": thresholds, "margin": args.margin, "min_lead_s": args.min_lead,
                "picked_on_delay_s": None if picked is None else picked.delay_s,

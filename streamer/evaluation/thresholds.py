@@ -481,29 +481,79 @@ def _budget_arg(text: str) -> tuple[str, float]:
     return key, v
 
 
-def _fit_trees(args: argparse.Namespace, loaded: Any, heats: Any, seeds: Sequence[int]) -> Any:
-    """The trees ``streamer evaluate`` would fit beside ``heats``, on heats of none of the
-    development ``seeds``. Raises GbtSourceError."""
-    from streamer.evaluation.gbt_training import GbtSourceError, fit_gbt, gbt_training_heats
+def add_system_args(ap: argparse.ArgumentParser) -> None:
+    """``--system`` and the trees' fitting options, as every tool that scores development heats
+    for a system takes them (:class:`DevScorer`)."""
+    ap.add_argument("--system", choices=SYSTEMS, default="model",
+                    help="whose scores (gbt, rules: a baseline's, fitted and run as "
+                         "streamer evaluate does)")
+    ap.add_argument("--gbt-train-data", default=None,
+                    help="--system gbt: as streamer evaluate's (default: the model's heats)")
+    ap.add_argument("--gbt-train-seed", type=int, default=None,
+                    help="--system gbt: as streamer evaluate's")
+    ap.add_argument("--gbt-stride", type=int, default=DEFAULT_STRIDE,
+                    help=f"--system gbt: as streamer evaluate's (default {DEFAULT_STRIDE})")
+    ap.add_argument("--gbt-max-windows", type=int, default=DEFAULT_MAX_WINDOWS,
+                    help=f"--system gbt: as streamer evaluate's (default {DEFAULT_MAX_WINDOWS})")
 
-    source = gbt_training_heats(
-        loaded.metadata, heldout_seed=seeds[0], heldout_sim_config=heats.manifest.get("config"),
-        data_dir=Path(args.gbt_train_data) if args.gbt_train_data else None,
-        seed=args.gbt_train_seed)
-    if source.seed is not None and source.seed in seeds:
-        raise GbtSourceError(f"GBT training heats have the development seed {source.seed}: "
-                             "use other heats")
-    return fit_gbt(loaded, source, args.min_fill, stride=args.gbt_stride,
-                   max_windows=args.gbt_max_windows or None, threads=args.threads or None)
+
+def check_system_args(args: argparse.Namespace) -> None:
+    """:func:`add_system_args`' values; raises ValueError, the message for the user."""
+    if args.gbt_stride < 1 or args.gbt_max_windows < 0:
+        raise ValueError("--gbt-stride must be >= 1, --gbt-max-windows >= 0")
+
+
+class DevScorer:
+    """One system's scores of development heats, as ``streamer evaluate`` scores them: the
+    model's; the rules'; the trees', fitted once (on the first seed's call) on the model's
+    training heats, never on a development seed."""
+
+    def __init__(self, args: argparse.Namespace, loaded: Any, seeds: Sequence[int]):
+        self.args, self.loaded, self.seeds = args, loaded, list(seeds)
+        self.gbt: Any = None
+
+    def __call__(self, dev: DevSeed) -> list[np.ndarray]:
+        """Raises GbtSourceError where the trees' training heats cannot be used."""
+        from streamer.evaluation.report import gbt_scores, model_scores, rules_scores
+
+        a = self.args
+        if a.system == "model":
+            return model_scores(self.loaded, dev.series, a.min_fill, progress=False)
+        ends = [np.arange(a.min_fill - 1, len(s)) for s in dev.series]
+        if a.system == "rules":
+            return rules_scores(dev.series, ends, self.loaded.channels, dev.hz,
+                                list(self.loaded.defect_types))
+        if self.gbt is None:
+            self.gbt = self._fit_trees(dev.heats)
+        return gbt_scores(self.gbt, dev.series, ends)
+
+    @property
+    def gbt_train(self) -> dict[str, Any] | None:
+        """The fitted trees' fingerprint (None before they are fitted, or for another system)."""
+        from streamer.evaluation.gbt_training import training_fingerprint
+
+        return None if self.gbt is None else training_fingerprint(self.gbt.train_info)
+
+    def _fit_trees(self, heats: Any) -> Any:
+        from streamer.evaluation.gbt_training import GbtSourceError, fit_gbt, gbt_training_heats
+
+        a = self.args
+        source = gbt_training_heats(
+            self.loaded.metadata, heldout_seed=self.seeds[0],
+            heldout_sim_config=heats.manifest.get("config"),
+            data_dir=Path(a.gbt_train_data) if a.gbt_train_data else None,
+            seed=a.gbt_train_seed)
+        if source.seed is not None and source.seed in self.seeds:
+            raise GbtSourceError(f"GBT training heats have the development seed {source.seed}: "
+                                 "use other heats")
+        return fit_gbt(self.loaded, source, a.min_fill, stride=a.gbt_stride,
+                       max_windows=a.gbt_max_windows or None, threads=a.threads or None)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", help="checkpoint (for a baseline: the model it is compared with, "
                     "whose channels, window and training heats it takes)")
-    ap.add_argument("--system", choices=SYSTEMS, default="model",
-                    help="whose thresholds to choose (gbt, rules: a baseline's, for "
-                         "streamer evaluate --baseline-thresholds; needs --json)")
     ap.add_argument("--seed", type=int, action="append", required=True,
                     help="development simulator seed (never a training seed, never a report "
                          "seed); repeat it to choose on the heats of several seeds together")
@@ -528,14 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", dest="json_out", default=None, help="also write the record here")
     ap.add_argument("--write", action="store_true",
                     help="store the thresholds in the checkpoint's metadata (--system model)")
-    ap.add_argument("--gbt-train-data", default=None,
-                    help="--system gbt: as streamer evaluate's (default: the model's heats)")
-    ap.add_argument("--gbt-train-seed", type=int, default=None,
-                    help="--system gbt: as streamer evaluate's")
-    ap.add_argument("--gbt-stride", type=int, default=DEFAULT_STRIDE,
-                    help=f"--system gbt: as streamer evaluate's (default {DEFAULT_STRIDE})")
-    ap.add_argument("--gbt-max-windows", type=int, default=DEFAULT_MAX_WINDOWS,
-                    help=f"--system gbt: as streamer evaluate's (default {DEFAULT_MAX_WINDOWS})")
+    add_system_args(ap)  # for gbt and rules, the --json record is what --baseline-thresholds reads
     args = ap.parse_args(argv)
 
     def fail(msg: str) -> int:
@@ -548,15 +591,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.system != "model" and not args.json_out:
         return fail(f"--system {args.system} needs --json FILE (for streamer evaluate "
                     "--baseline-thresholds)")
-    if args.gbt_stride < 1 or args.gbt_max_windows < 0:
-        return fail("--gbt-stride must be >= 1, --gbt-max-windows >= 0")
     try:
+        check_system_args(args)
         seeds, (start, stop, step) = check_dev_args(args.seed, args.grid, args.margin)
     except ValueError as exc:
         return fail(str(exc))
 
-    from streamer.evaluation.gbt_training import GbtSourceError, training_fingerprint
-    from streamer.evaluation.report import gbt_scores, model_scores, rules_scores
+    from streamer.evaluation.gbt_training import GbtSourceError
     from streamer.model.checkpoint import CheckpointError, update_metadata
 
     try:
@@ -577,24 +618,15 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = grid(start, stop, step, include=[reference])
 
     series, truth, scores = [], [], []
-    gbt = gbt_train = None
+    scorer = DevScorer(args, loaded, seeds)
     hz = 1.0
     for dev in dev_seeds(args.sim_config, seeds, args.strands, args.hours, loaded.channels,
                          types):
         hz = dev.hz
-        ends = [np.arange(args.min_fill - 1, len(s)) for s in dev.series]
-        if args.system == "model":
-            scores += model_scores(loaded, dev.series, args.min_fill, progress=False)
-        elif args.system == "rules":
-            scores += rules_scores(dev.series, ends, loaded.channels, hz, types)
-        else:
-            if gbt is None:  # fitted once, on the model's heats, as streamer evaluate fits
-                try:
-                    gbt = _fit_trees(args, loaded, dev.heats, seeds)
-                except GbtSourceError as exc:
-                    return fail(str(exc))
-                gbt_train = training_fingerprint(gbt.train_info)
-            scores += gbt_scores(gbt, dev.series, ends)
+        try:
+            scores += scorer(dev)
+        except GbtSourceError as exc:
+            return fail(str(exc))
         series += dev.series
         truth += dev.truth
     events = {t: sum(e.type == t for e in truth) for t in types}
@@ -616,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
                  sim_config=args.sim_config, strands_per_caster=args.strands,
                  hours=args.hours, strand_days=strand_days, events=events,
                  min_fill=args.min_fill, thresholds=thresholds, command=command,
-                 system=args.system, gbt_train=gbt_train, points=points,
+                 system=args.system, gbt_train=scorer.gbt_train, points=points,
                  on_delay=on_delay)
     if args.json_out:
         with open(args.json_out, "w") as f:
