@@ -9,7 +9,7 @@ the held-out totals:
 - one delay for every type: among the delays that catch, in all, no fewer stickers than no
   delay and keep every median sticker lead at or above ``--min-lead`` (30 s, the project's
   bar), the one with the fewest false alarms in all (ties: the shorter delay);
-- a delay per type (what the tool recommends since 2026-11-28): for each type, among the
+- a delay per type (what the tool recommends since 2026-11-27): for each type, among the
   delays that catch no fewer events of that type than no delay (for stickers: and keep every
   median sticker lead at or above ``--min-lead``), the one with the fewest false alarms of
   that type (ties: the shorter; none qualifies: 0). Types do not interact in the alarm logic
@@ -155,12 +155,14 @@ def leave_one_out(per_seed: Mapping[int, tuple[Mapping[str, Sequence[TypePoint]]
 def pick_delay(results: Sequence[DelayResult], min_lead_s: float = MIN_LEAD_S
                ) -> DelayResult | None:
     """The one-delay rule (module docstring); None if no delay qualifies (not even 0)."""
-    rows = [r.totals() for r in results]
+    best = pick_one([r.totals() for r in results], min_lead_s)
+    return None if best is None else next(r for r in results if r.delay_s == best.delay_s)
+
+
+def pick_one(rows: Sequence[Totals], min_lead_s: float = MIN_LEAD_S) -> Totals | None:
+    """:func:`pick_delay` on totals (as a ``--json`` record keeps them)."""
     ok = [r for r in rows if _qualifies(r, rows, STICKER, min_lead_s)]
-    if not ok:
-        return None
-    best = min(ok, key=lambda r: (r.false_alarms(), r.delay_s))
-    return next(r for r in results if r.delay_s == best.delay_s)
+    return min(ok, key=lambda r: (r.false_alarms(), r.delay_s)) if ok else None
 
 
 def pick_by_type(rows: Sequence[Totals], min_lead_s: float = MIN_LEAD_S) -> dict[str, float]:
@@ -340,8 +342,8 @@ def _repick(path: str, min_lead_s: float, json_out: str | None) -> int:
         return 2
     for r in rows:
         print(_totals_line(r))
-    ok = [r for r in rows if _qualifies(r, rows, STICKER, min_lead_s)]
-    one = min(ok, key=lambda r: (r.false_alarms(), r.delay_s)).delay_s if ok else None
+    best = pick_one(rows, min_lead_s)
+    one = None if best is None else best.delay_s
     by_type = pick_by_type(rows, min_lead_s)
     print("picked: " + ("none" if one is None else f"on-delay {one:g} s"))
     print(f"picked per type: {_per_type_text(by_type)}")
