@@ -80,8 +80,7 @@ class ResolvedThresholds:
     @property
     def on_delay_s(self) -> float | None:
         """The one delay of every type, or None where the types' delays differ."""
-        values = {self.delay(t) for t in self.defect_types}
-        return values.pop() if len(values) == 1 else None
+        return common_delay({t: self.delay(t) for t in self.defect_types})
 
     def levels(self, settings: AlertSettings) -> dict[str, TypeThresholds]:
         """Watch / warning / alarm per type: global watch / warning, clamped to its alarm."""
@@ -100,10 +99,8 @@ class ResolvedThresholds:
         """``3 s (checkpoint operating_thresholds)``, or per type where they differ:
         ``sticker 0 s, crack 3 s, slag 5 s (checkpoint operating_thresholds)``."""
         sources = {self.on_delay_source.get(t, SOURCE_DEFAULT) for t in self.defect_types}
-        where = f" ({', '.join(sorted(sources))})"
-        if self.on_delay_s is not None:
-            return f"{self.on_delay_s:g} s{where}"
-        return ", ".join(f"{t} {self.delay(t):g} s" for t in self.defect_types) + where
+        return (describe_delays({t: self.delay(t) for t in self.defect_types})
+                + f" ({', '.join(sorted(sources))})")
 
     def by_type_text(self) -> dict[str, str]:
         """``{"sticker": "0.7 (checkpoint operating_thresholds)", ...}``: the start-up log's
@@ -117,6 +114,20 @@ class ResolvedThresholds:
         if any(self.delay(t) for t in self.defect_types):
             text += f"; on-delay {self.delay_text()}"
         return text
+
+
+def common_delay(delays: Mapping[str, float]) -> float | None:
+    """The one delay of every type, or None where they differ (or there are none)."""
+    values = set(delays.values())
+    return values.pop() if len(values) == 1 else None
+
+
+def describe_delays(delays: Mapping[str, float]) -> str:
+    """``3 s`` where every type has the same delay, else ``sticker 0 s, crack 3 s, ...``."""
+    one = common_delay(delays)
+    if one is not None:
+        return f"{one:g} s"
+    return ", ".join(f"{t} {d:g} s" for t, d in delays.items())
 
 
 def on_delay_of(rec: Mapping[str, Any]) -> dict[str, float]:

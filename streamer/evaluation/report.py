@@ -23,7 +23,12 @@ from typing import Any
 import numpy as np
 
 from simulators.heatfile import HeatSet
-from streamer.alarm.thresholds import ResolvedThresholds, on_delay_of, resolve_thresholds
+from streamer.alarm.thresholds import (
+    ResolvedThresholds,
+    describe_delays,
+    on_delay_of,
+    resolve_thresholds,
+)
 from streamer.config import AlertSettings
 from streamer.evaluation.alarms import event_report, raises_from_scores, uniform_settings
 from streamer.evaluation.data import StrandSeries, load_series, truth_events
@@ -316,9 +321,7 @@ def _thresholds_line(report: dict[str, Any]) -> str:
             text.append(", ".join(f"{t} {v:g} ({rec['source'][t]})" for t, v in per.items()))
         delays = on_delay_of(rec or {})
         if any(delays.values()):
-            one = set(delays.values())
-            text.append(f"on-delay {one.pop():g} s" if len(one) == 1 else "on-delay " + ", ".join(
-                f"{t} {d:g} s" for t, d in delays.items()))
+            text.append(f"on-delay {describe_delays(delays)}")
         if text:
             parts.append(f"{name} " + ", ".join(text))
     return "; ".join(parts)

@@ -74,7 +74,12 @@ from typing import Any
 
 import numpy as np
 
-from streamer.alarm.thresholds import ResolvedThresholds, check_on_delay
+from streamer.alarm.thresholds import (
+    ResolvedThresholds,
+    check_on_delay,
+    common_delay,
+    describe_delays,
+)
 from streamer.config import AlertSettings
 from streamer.evaluation.data import REPORT_SEEDS
 from streamer.evaluation.gbt_training import DEFAULT_MAX_WINDOWS, DEFAULT_STRIDE
@@ -157,9 +162,7 @@ def delay_map(on_delay: float | Mapping[str, float], defect_types: Iterable[str]
 def delay_fields(delays: Mapping[str, float]) -> dict[str, Any]:
     """A record's delay fields: per type, and the one delay of every type (None where they
     differ; a record from before per-type delays has only that)."""
-    one = set(delays.values())
-    return {"on_delay_s": one.pop() if len(one) == 1 else None,
-            "on_delay_by_type": dict(delays)}
+    return {"on_delay_s": common_delay(delays), "on_delay_by_type": dict(delays)}
 
 
 def parse_on_delay(text: str, defect_types: Sequence[str]) -> dict[str, float]:
@@ -186,14 +189,6 @@ def parse_on_delay(text: str, defect_types: Sequence[str]) -> dict[str, float]:
             raise
         raise ValueError(f"--on-delay: expected SECONDS or TYPE=SECONDS,..., got {text!r}"
                          ) from None
-
-
-def describe_delays(delays: Mapping[str, float]) -> str:
-    """``3 s`` where every type has the same delay, else ``sticker 0 s, crack 3 s, ...``."""
-    one = set(delays.values())
-    if len(one) == 1:
-        return f"{one.pop():g} s"
-    return ", ".join(f"{t} {d:g} s" for t, d in delays.items())
 
 
 def choose_threshold(defect: str, points: Sequence[TypePoint], budget: float,
