@@ -6,8 +6,8 @@ type (caught, missed, false alarms, strand-days), so the pooled rates weigh each
 size; every report must score the same model (model id) and defect types, and no seed may
 appear twice (the same heats counted twice would fake precision).
 
-    python -m streamer.evaluation.pool streamer/model/default/eval_report_9931.json \\
-        streamer/model/default/eval_report_9941.json streamer/model/default/eval_report_9951.json
+    python -m streamer.evaluation.pool streamer/model/default/eval_report_9961.json \\
+        streamer/model/default/eval_report_9971.json streamer/model/default/eval_report_9981.json
 
 Note: each report scores systems at the thresholds it records (``settings``); pooling reports
 made at different thresholds is allowed but printed, so that the reader knows.
