@@ -129,6 +129,8 @@ def test_repick_reads_a_record_and_adds_the_per_type_pick(
     assert "missing.json: cannot read" in capsys.readouterr().err
     assert main([]) == 2
     assert "give a checkpoint to score, or --repick" in capsys.readouterr().err
+    assert main(["m.pt", "--repick", str(out)]) == 2
+    assert "--repick reads a record: give no checkpoint" in capsys.readouterr().err
 
 
 def test_command_refuses_one_seed_report_seeds_and_bad_delays(

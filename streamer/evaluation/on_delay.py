@@ -231,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     from streamer.evaluation.thresholds import check_dev_args, check_system_args
 
     if args.repick is not None:
+        if args.model is not None or args.seed:
+            return fail("--repick reads a record: give no checkpoint and no --seed with it")
         return _repick(args.repick, args.min_lead, args.json_out)
     if args.model is None:
         return fail("give a checkpoint to score, or --repick RECORD.json")
@@ -288,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     by_type = pick_by_type([r.totals() for r in results], args.min_lead)
     print(f"picked per type: {_per_type_text(by_type)}")
     if args.json_out:
-        rec = {"system": args.system, "model_id": loaded.model_id, "seeds": seeds, "strands_per_caster": args.strands,
-               "hours": args.hours, "strand_days": round(strand_days, 4),
+        rec = {"system": args.system, "model_id": loaded.model_id, "seeds": seeds,
+               "strands_per_caster": args.strands, "hours": args.hours,
+               "strand_days": round(strand_days, 4),
                "grid": thresholds, "margin": args.margin, "min_lead_s": args.min_lead,
                "picked_on_delay_s": None if picked is None else picked.delay_s,
                "picked_by_type": by_type,
