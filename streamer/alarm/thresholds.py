@@ -77,10 +77,14 @@ class ResolvedThresholds:
     def delay(self, defect: str) -> float:
         return self.on_delay.get(defect, 0.0)
 
+    def delays(self) -> dict[str, float]:
+        """Every type's delay, in output order (0 where none was resolved)."""
+        return {t: self.delay(t) for t in self.defect_types}
+
     @property
     def on_delay_s(self) -> float | None:
         """The one delay of every type, or None where the types' delays differ."""
-        return common_delay({t: self.delay(t) for t in self.defect_types})
+        return common_delay(self.delays())
 
     def levels(self, settings: AlertSettings) -> dict[str, TypeThresholds]:
         """Watch / warning / alarm per type: global watch / warning, clamped to its alarm."""
@@ -90,8 +94,7 @@ class ResolvedThresholds:
     def as_dict(self) -> dict[str, Any]:
         """JSON-able: what a report records and the start-up log shows."""
         return {"alarm_by_type": dict(self.alarm), "source": dict(self.source),
-                "on_delay_s": self.on_delay_s,
-                "on_delay_by_type": {t: self.delay(t) for t in self.defect_types},
+                **delay_fields(self.delays()),
                 "on_delay_source": {t: self.on_delay_source.get(t, SOURCE_DEFAULT)
                                     for t in self.defect_types}}
 
@@ -99,8 +102,7 @@ class ResolvedThresholds:
         """``3 s (checkpoint operating_thresholds)``, or per type where they differ:
         ``sticker 0 s, crack 3 s, slag 5 s (checkpoint operating_thresholds)``."""
         sources = {self.on_delay_source.get(t, SOURCE_DEFAULT) for t in self.defect_types}
-        return (describe_delays({t: self.delay(t) for t in self.defect_types})
-                + f" ({', '.join(sorted(sources))})")
+        return describe_delays(self.delays()) + f" ({', '.join(sorted(sources))})"
 
     def by_type_text(self) -> dict[str, str]:
         """``{"sticker": "0.7 (checkpoint operating_thresholds)", ...}``: the start-up log's
@@ -111,7 +113,7 @@ class ResolvedThresholds:
         """``sticker 0.7 (checkpoint operating_thresholds), crack 0.8 (alerts.alarm), ...``,
         then the on-delay where there is one."""
         text = ", ".join(f"{t} {text}" for t, text in self.by_type_text().items())
-        if any(self.delay(t) for t in self.defect_types):
+        if any(self.delays().values()):
             text += f"; on-delay {self.delay_text()}"
         return text
 
@@ -122,6 +124,13 @@ def common_delay(delays: Mapping[str, float]) -> float | None:
     return values.pop() if len(values) == 1 else None
 
 
+def delay_fields(delays: Mapping[str, float]) -> dict[str, Any]:
+    """How a record or a report writes its delays (:func:`recorded_on_delay` reads them back):
+    per type, and the one delay of every type (None where they differ; a record from before
+    per-type delays has only that)."""
+    return {"on_delay_s": common_delay(delays), "on_delay_by_type": dict(delays)}
+
+
 def describe_delays(delays: Mapping[str, float]) -> str:
     """``3 s`` where every type has the same delay, else ``sticker 0 s, crack 3 s, ...``."""
     one = common_delay(delays)
@@ -130,17 +139,13 @@ def describe_delays(delays: Mapping[str, float]) -> str:
     return ", ".join(f"{t} {d:g} s" for t, d in delays.items())
 
 
-def on_delay_of(rec: Mapping[str, Any]) -> dict[str, float]:
+def on_delay_of(rec: Mapping[str, Any], where: str = "") -> dict[str, float]:
     """The per-type delays of a report's ``alarm_thresholds`` (:meth:`as_dict`), for reading
-    reports back: its ``on_delay_by_type``, else its one ``on_delay_s`` for each of its
-    types; {} for a report from before the on-delay."""
-    by_type = rec.get("on_delay_by_type")
-    if isinstance(by_type, Mapping):
-        return {str(t): float(v) for t, v in by_type.items()}
-    one = rec.get("on_delay_s")
-    if one is None:
-        return {}
-    return dict.fromkeys(rec.get("alarm_by_type") or {}, float(one))
+    reports back: :func:`recorded_on_delay` over the types it names; {} for a report from
+    before the on-delay. Raises ThresholdError naming the field after ``where``."""
+    named = [m for m in (rec.get("alarm_by_type"), rec.get("on_delay_by_type"))
+             if isinstance(m, Mapping)]
+    return recorded_on_delay(rec, list(dict.fromkeys(t for m in named for t in m)), where)
 
 
 def check_alarm_map(values: Any, defect_types: Sequence[str], field: str) -> dict[str, float]:

@@ -77,7 +77,7 @@ import numpy as np
 from streamer.alarm.thresholds import (
     ResolvedThresholds,
     check_on_delay,
-    common_delay,
+    delay_fields,
     describe_delays,
 )
 from streamer.config import AlertSettings
@@ -157,12 +157,6 @@ def delay_map(on_delay: float | Mapping[str, float], defect_types: Iterable[str]
     if isinstance(on_delay, Mapping):
         return {t: float(on_delay.get(t, 0.0)) for t in defect_types}
     return dict.fromkeys(defect_types, float(on_delay))
-
-
-def delay_fields(delays: Mapping[str, float]) -> dict[str, Any]:
-    """A record's delay fields: per type, and the one delay of every type (None where they
-    differ; a record from before per-type delays has only that)."""
-    return {"on_delay_s": common_delay(delays), "on_delay_by_type": dict(delays)}
 
 
 def parse_on_delay(text: str, defect_types: Sequence[str]) -> dict[str, float]:
