@@ -89,6 +89,13 @@ def test_cli_on_the_shipped_reports_and_bad_files(tmp_path: Path,
      "systems.model.events.by_type.sticker: missing"),
     (lambda r: r["systems"]["model"]["events"]["by_type"]["sticker"].update(caught=True),
      "systems.model.events.by_type.sticker.caught: missing or not an integer"),
+    (lambda r: r["systems"]["model"]["alarm_thresholds"].update(on_delay_s="3 s"),
+     "systems.model.alarm_thresholds.on_delay_s: must be a number of seconds in [0, 60]"),
+    (lambda r: r["systems"]["model"]["alarm_thresholds"].update(
+        on_delay_by_type={"sticker": 90}),
+     "systems.model.alarm_thresholds.on_delay_by_type.sticker: must be a number of seconds"),
+    (lambda r: r["systems"]["model"].update(alarm_thresholds=[0.8]),
+     "systems.model.alarm_thresholds: not an object"),
 ])
 def test_a_damaged_report_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           damage: Any, field: str) -> None:

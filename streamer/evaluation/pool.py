@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from streamer.alarm.thresholds import on_delay_of
+from streamer.alarm.thresholds import ThresholdError, on_delay_of
 from streamer.evaluation.intervals import poisson_rate_ci, proportion_ci
 from streamer.json_file import read_json_object
 
@@ -56,6 +56,13 @@ def _check_fields(rep: dict[str, Any], path: str) -> None:
     types = need(rep, "defect_types", list, "")
     for name, system in need(rep, "systems", dict, "").items():
         ev = need(system, "events", dict, f"systems.{name}.")
+        at = system.get("alarm_thresholds", {})  # optional; its delays are read if there
+        if not isinstance(at, dict):
+            raise PoolError(f"{path}: systems.{name}.alarm_thresholds: not an object")
+        try:
+            on_delay_of(at, f"systems.{name}.alarm_thresholds.")
+        except ThresholdError as exc:
+            raise PoolError(f"{path}: {exc}") from None
         where = f"systems.{name}.events."
         need(ev, "strand_days", (int, float), where)
         need(ev, "false_alarms", int, where)
