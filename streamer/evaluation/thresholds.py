@@ -162,27 +162,26 @@ def delay_map(on_delay: float | Mapping[str, float], defect_types: Iterable[str]
 def parse_on_delay(text: str, defect_types: Sequence[str]) -> dict[str, float]:
     """``--on-delay``: ``3`` (every type) or ``sticker=0,crack=3,slag=5`` (a type not named:
     0), as seconds per type. Raises ValueError, the message for the user."""
-    from streamer.alarm.thresholds import ThresholdError
 
-    try:
-        if "=" not in text:
-            return dict.fromkeys(defect_types, check_on_delay(float(text), "--on-delay"))
-        out = dict.fromkeys(defect_types, 0.0)
-        for part in text.split(","):
-            key, _, val = part.partition("=")
-            key = key.strip()
-            if key not in defect_types:
-                raise ValueError(f"--on-delay {key}: not a defect type of the model "
-                                 f"({', '.join(defect_types)})")
-            out[key] = check_on_delay(float(val), f"--on-delay {key}")
-        return out
-    except ThresholdError as exc:
-        raise ValueError(str(exc)) from None
-    except ValueError as exc:
-        if str(exc).startswith("--on-delay"):
-            raise
-        raise ValueError(f"--on-delay: expected SECONDS or TYPE=SECONDS,..., got {text!r}"
-                         ) from None
+    def seconds(value: str, field: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"--on-delay: expected SECONDS or TYPE=SECONDS,..., got {text!r}"
+                             ) from None
+        return check_on_delay(number, field)  # ThresholdError, a ValueError, names the field
+
+    if "=" not in text:
+        return dict.fromkeys(defect_types, seconds(text, "--on-delay"))
+    out = dict.fromkeys(defect_types, 0.0)
+    for part in text.split(","):
+        key, _, value = part.partition("=")
+        key = key.strip()
+        if key not in defect_types:
+            raise ValueError(f"--on-delay {key}: not a defect type of the model "
+                             f"({', '.join(defect_types)})")
+        out[key] = seconds(value, f"--on-delay {key}")
+    return out
 
 
 def choose_threshold(defect: str, points: Sequence[TypePoint], budget: float,
