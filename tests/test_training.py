@@ -37,6 +37,7 @@ from streamer.training.data import (
     mark_unevident,
     prepare_segments,
     relative_stats_from_segments,
+    severity_weights,
     split_train_segments,
 )
 from streamer.training.train import (
@@ -264,6 +265,74 @@ def test_sampler_shares_lengths_and_labels(small_source: Source) -> None:
     x, y = sm.gather(si, ends, 40)
     np.testing.assert_array_equal(x[1], segs[1].values[861:901])
     np.testing.assert_array_equal(y[0], segs[0].labels[500])
+
+
+def test_severity_weights_draw_faint_events_more_often() -> None:
+    """Inside a weighted type's events a window is drawn in proportion to severity ** -p;
+    the category's share and every other category are untouched."""
+    ts = np.arange(1000, dtype=np.float64)
+    spans = [(200.0, 249.0), (600.0, 649.0)]  # two stickers of 50 windows each
+    labels = label_steps(ts, {"sticker": spans, "crack": [(800.0, 849.0)]})
+    seg = Segment("C1-S1", np.array(["h"] * 1000, dtype=object), ts,
+                  np.zeros((1000, 2), np.float32), labels)
+    events = [{"type": "sticker", "strand": "C1-S1", "onset_ts": 200.0, "critical_ts": 249.0,
+               "severity": 6.0},
+              {"type": "sticker", "strand": "C1-S1", "onset_ts": 600.0, "critical_ts": 649.0,
+               "severity": 12.0},
+              {"type": "crack", "strand": "C1-S1", "onset_ts": 800.0, "critical_ts": 849.0,
+               "severity": 10.0}]
+    w = severity_weights(seg, events, {"sticker": 2.0})
+    assert w is not None
+    np.testing.assert_allclose(w[200:250], 6.0 ** -2)
+    np.testing.assert_allclose(w[600:650], 12.0 ** -2)
+    assert (w[:200] == 1).all() and (w[800:850] == 1).all()  # cracks are not weighted
+    assert severity_weights(seg, events, {"sticker": 0.0}) is None
+    with pytest.raises(ValueError, match="severity_power: event sticker on C1-S1"):
+        severity_weights(seg, [{**events[0], "severity": 0.0}], {"sticker": 1.0})
+
+    cat = categorise(seg, [*spans, (800.0, 849.0)], [], near_before_s=10, near_after_s=10,
+                     hard_after_s=10)
+    fr = {"sticker": 0.4, "crack": 0.2, "background": 0.4}
+    kw = {"category": cat}
+    plain = WindowSampler([TrainSegment(seg.strand, seg.heats, ts, seg.values, labels, **kw)],
+                          DEFECT_TYPES, 60, 60, fr, 0.0)
+    heavy = WindowSampler([TrainSegment(seg.strand, seg.heats, ts, seg.values, labels, **kw,
+                                        weight=w)], DEFECT_TYPES, 60, 60, fr, 0.0)
+
+    def mass(sm: WindowSampler, lo: int, hi: int) -> float:
+        return float(sm.p[(sm.ends >= lo) & (sm.ends < hi)].sum())
+
+    assert mass(plain, 200, 250) == pytest.approx(0.2)  # half the sticker share each
+    assert mass(heavy, 200, 250) == pytest.approx(0.4 * 4 / 5)  # 6 degC: 4x a 12 degC one
+    assert mass(heavy, 600, 650) == pytest.approx(0.4 / 5)
+    for lo, hi in ((0, 200), (250, 600), (650, 1000)):  # everything else as before
+        assert mass(heavy, lo, hi) == pytest.approx(mass(plain, lo, hi))
+    # all weights equal: the very same draw probabilities as no weights
+    flat = WindowSampler([TrainSegment(seg.strand, seg.heats, ts, seg.values, labels, **kw,
+                                       weight=np.ones(1000))], DEFECT_TYPES, 60, 60, fr, 0.0)
+    np.testing.assert_array_equal(flat.p, plain.p)
+
+
+def test_severity_weights_follow_the_split(small_source: Source) -> None:
+    """prepare_segments weights the configured type's events; the heat split keeps each
+    reading's weight; an unknown type is an error."""
+    channels = small_source.heats.channels
+    segs, _ = prepare_segments([small_source], channels, severity_power={"sticker": 1.0})
+    stickers = [e for e in small_source.heats.events.to_pylist() if e["type"] == "sticker"]
+    assert stickers
+    for e in stickers:
+        seg = next(s for s in segs if s.strand == e["strand"])
+        m = (seg.ts >= e["onset_ts"]) & (seg.ts <= e["critical_ts"])
+        np.testing.assert_allclose(seg.weight[m], 1.0 / e["severity"])
+    tr, va = split_train_segments(segs, 0.34, seed=3)
+    for part in (*tr, *va):
+        full = next(s for s in segs if s.strand == part.strand)
+        lo = int(np.searchsorted(full.ts, part.ts[0]))
+        np.testing.assert_array_equal(part.weight, full.weight[lo:lo + len(part)])
+    plain, _ = prepare_segments([small_source], channels)
+    assert all(s.weight is None for s in plain)
+    with pytest.raises(ValueError, match="severity_power: unknown defect types"):
+        prepare_segments([small_source], channels, severity_power={"breakout": 1.0})
 
 
 def test_look_alike_steps_are_their_own_category() -> None:
@@ -702,6 +771,12 @@ def test_cli_bad_config_names_the_field(tmp_path: Path, small_dir: Path) -> None
     tc.write_text("augment:\n  roll: 1.5\n")  # a probability
     r = _cli(["--data", str(small_dir), "--config", str(tc), "--out", str(tmp_path / "m.pt")])
     assert r.exit_code == 2 and "augment.roll" in r.output, r.output
+    tc.write_text("sampling:\n  severity_power: {sticker: 5}\n")
+    r = _cli(["--data", str(small_dir), "--config", str(tc), "--out", str(tmp_path / "m.pt")])
+    assert r.exit_code == 2 and "sampling.severity_power" in r.output, r.output
+    tc.write_text("sampling:\n  severity_power: {breakout: 1}\n")
+    r = _cli(["--data", str(small_dir), "--config", str(tc), "--out", str(tmp_path / "m.pt")])
+    assert r.exit_code == 2 and "sampling.severity_power.breakout" in r.output, r.output
     tc.write_text("epoch: 3\n")
     r = _cli(["--data", str(small_dir), "--config", str(tc), "--out", str(tmp_path / "m.pt")])
     assert r.exit_code == 2 and "epoch" in r.output and "Extra inputs" in r.output

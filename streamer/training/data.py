@@ -68,6 +68,9 @@ class TrainSegment(Segment):
 
     category: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     source: int = 0
+    # relative draw weight of each step within its category (None: all equal); see
+    # :func:`severity_weights`
+    weight: np.ndarray | None = None
 
 
 def load_sources(data_dirs: Sequence[str | Path] = (), *, simulate: bool = False,
@@ -182,19 +185,50 @@ def mark_unevident(seg: Segment, events: list[dict[str, Any]], channels: Sequenc
     return labels
 
 
+def severity_weights(seg: Segment, events: list[dict[str, Any]],
+                     power: dict[str, float]) -> np.ndarray | None:
+    """Per-step draw weight: ``severity ** -power[type]`` inside an event of a type in
+    ``power`` (onset..critical), 1 elsewhere; None when no event of the segment is weighted.
+
+    Why: a sticker's severity is its first row's rise (6-20 degC). Drawn uniformly, the
+    faintest (6-9 degC, a fifth of them) are a fifth of the sticker windows, and they are the
+    stickers the model misses and the boosted trees catch. The weights only act inside a
+    category (``WindowSampler`` renormalises them there), so the category's share is as set."""
+    rows = [e for e in events if e["type"] in power and power[e["type"]] != 0]
+    if not rows:
+        return None
+    w = np.ones(len(seg), dtype=np.float64)
+    for e in rows:
+        sev = float(e["severity"])
+        if not np.isfinite(sev) or sev <= 0:
+            raise ValueError(f"severity_power: event {e['type']} on {seg.strand} at "
+                             f"{e['onset_ts']} has severity {sev}; a weight needs a positive "
+                             "severity")
+        lo = int(np.searchsorted(seg.ts, e["onset_ts"], side="left"))
+        hi = int(np.searchsorted(seg.ts, e["critical_ts"], side="right"))
+        w[lo:hi] = sev ** -float(power[e["type"]])
+    return w
+
+
 def prepare_segments(sources: list[Source], channels: Sequence[str],
                      defect_types: Sequence[str] = DEFECT_TYPES, *, near_before_s: float = 60.0,
                      near_after_s: float = 180.0, hard_after_s: float = 120.0,
-                     evident_types: Sequence[str] = (), look_alike_kinds: Sequence[str] = ()
+                     evident_types: Sequence[str] = (), look_alike_kinds: Sequence[str] = (),
+                     severity_power: dict[str, float] | None = None
                      ) -> tuple[list[TrainSegment], dict[str, int]]:
     """Decoded, labelled, categorised segments of every source (one per strand).
 
     Every step of an event is positive (docs/labels.md), except for the types in
     ``evident_types``: their steps before the signature is evident are IGNORE
-    (:func:`mark_unevident`)."""
+    (:func:`mark_unevident`). ``severity_power`` weights the draws inside events of those
+    types by their severity (:func:`severity_weights`)."""
     unknown = set(evident_types) - set(defect_types)
     if unknown:
         raise ValueError(f"evident_types: unknown defect types {sorted(unknown)}")
+    power = dict(severity_power or {})
+    unknown = set(power) - set(defect_types)
+    if unknown:
+        raise ValueError(f"severity_power: unknown defect types {sorted(unknown)}")
     out: list[TrainSegment] = []
     stats = {"readings": 0, "readings_dropped": 0}
     fill = TcFill(channels)
@@ -221,10 +255,12 @@ def prepare_segments(sources: list[Source], channels: Sequence[str],
                              near_before_s=near_before_s, near_after_s=near_after_s,
                              hard_after_s=hard_after_s,
                              look_alikes=_intervals(nuisances, seg.strand, look_alike_kinds))
+            weight = severity_weights(seg, [e for e in events if e["strand"] == seg.strand],
+                                      power) if power else None
             heats = seg.heats if not prefix else np.array([prefix + h for h in seg.heats],
                                                             dtype=object)
             out.append(TrainSegment(prefix + seg.strand, heats, seg.ts, seg.values, seg.labels,
-                                    category=cat, source=si))
+                                    category=cat, source=si, weight=weight))
     return out, stats
 
 
@@ -241,8 +277,10 @@ def split_train_segments(segments: list[TrainSegment], val_fraction: float, seed
         for p in parts:
             full = by_strand[p.strand]
             lo = int(np.searchsorted(full.ts, p.ts[0]))
+            weight = None if full.weight is None else full.weight[lo:lo + len(p)]
             res.append(TrainSegment(p.strand, p.heats, p.ts, p.values, p.labels,
-                                    category=full.category[lo:lo + len(p)], source=full.source))
+                                    category=full.category[lo:lo + len(p)], source=full.source,
+                                    weight=weight))
         return res
 
     return attach(tr), attach(va)
@@ -275,15 +313,17 @@ class WindowSampler:
         self.window, self.min_fill, self.short_fraction = window, min_fill, short_fraction
         self.augment = augment
         names = category_names(defect_types)
-        seg_idx, ends, cats = [], [], []
+        seg_idx, ends, cats, rel = [], [], [], []
         for i, s in enumerate(segments):
             e = np.arange(min_fill - 1, len(s))
             seg_idx.append(np.full(len(e), i, dtype=np.int64))
             ends.append(e)
             cats.append(s.category[e])
+            rel.append(np.ones(len(e)) if s.weight is None else s.weight[e])
         self.seg_idx = np.concatenate(seg_idx) if seg_idx else np.zeros(0, np.int64)
         self.ends = np.concatenate(ends) if ends else np.zeros(0, np.int64)
         cat = np.concatenate(cats) if cats else np.zeros(0, np.int8)
+        within = np.concatenate(rel) if rel else np.zeros(0)
         if len(cat) == 0:
             raise ValueError("no training windows: every segment is shorter than "
                              f"min_fill={min_fill}")
@@ -298,7 +338,7 @@ class WindowSampler:
         for c in range(len(names)):
             m = cat == c
             if m.any():
-                w[m] = share[c] / m.sum()
+                w[m] = share[c] * within[m] / within[m].sum()
         self.p = w / w.sum()
 
     def __len__(self) -> int:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from streamer.channels import DEFECT_TYPES
 from streamer.training.data import (
@@ -65,6 +65,18 @@ class SamplingConfig(_Section):
     look_alike_kinds: list[str] = Field(
         default_factory=lambda: ["near_sticker", "near_crack"],
         description="nuisance kinds that mimic a defect's signature")
+    severity_power: dict[Literal["sticker", "crack", "slag"], float] = Field(
+        default_factory=dict, description="per defect type p: inside that type's events a "
+        "window is drawn in proportion to severity ** -p (faint events more often; the "
+        "type's share unchanged); none: every window of a category equally likely")
+
+    @field_validator("severity_power")
+    @classmethod
+    def _powers(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, p in v.items():
+            if not 0 <= p <= 4:
+                raise ValueError(f"{k}: {p} is outside [0, 4]")
+        return v
 
     @model_validator(mode="after")
     def _some(self) -> SamplingConfig:
