@@ -190,10 +190,12 @@ def severity_weights(seg: Segment, events: list[dict[str, Any]],
     """Per-step draw weight: ``severity ** -power[type]`` inside an event of a type in
     ``power`` (onset..critical), 1 elsewhere; None when no event of the segment is weighted.
 
-    Why: a sticker's severity is its first row's rise (6-20 degC). Drawn uniformly, the
-    faintest (6-9 degC, a fifth of them) are a fifth of the sticker windows, and they are the
-    stickers the model misses and the boosted trees catch. The weights only act inside a
-    category (``WindowSampler`` renormalises them there), so the category's share is as set."""
+    Why: a sticker's severity is its first row's rise (6-20 degC); the stickers the default
+    model missed and the boosted trees caught were faint, and drawn uniformly a faint one's
+    windows are no likelier than a strong one's (16 of the default's 101 training stickers
+    are under 8 degC). Tried with p = 2, it did not help (docs/training.md, "Faint stickers
+    drawn more often"). The weights only act inside a category (``WindowSampler``
+    renormalises them there), so the category's share is as set."""
     rows = [e for e in events if e["type"] in power and power[e["type"]] != 0]
     if not rows:
         return None
