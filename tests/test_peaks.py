@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streamer.evaluation.peaks import main
+from streamer.evaluation.peaks import main, parse_thresholds
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "streamer" / "model" / "default" / "model.pt"
@@ -24,3 +24,44 @@ def test_peaks_reports_every_type_and_refuses_training_seeds(
     for report_seed in ("9001", "9101", "9201"):  # held-out report seeds never pick a candidate
         assert main(["--seed", report_seed, "--strands", "1", "--hours", "0.2", str(MODEL)]) == 2
         assert "report seed" in capsys.readouterr().err
+
+
+def test_peaks_per_type_thresholds_several_seeds_and_a_baseline(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each missed event is named with its seed and what it looks like, its peak under its
+    type's threshold; a threshold of 0.01 misses nothing; the rules score the same heats."""
+    monkeypatch.chdir(ROOT)
+    args = ["--seed", "8002", "--seed", "8003", "--strands", "1", "--hours", "1.5", str(MODEL)]
+    assert main([*args, "--threshold", "sticker=0.99,crack=0.01"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("seed 8002+8003, thresholds sticker 0.99, crack 0.01, slag 0.8")
+    line = next(x for x in out if x.startswith(" sticker: reached 0.99 in "))
+    reached, n = (int(v) for v in line.rsplit(" ", 1)[1].split("/"))
+    missed = [x for x in out if x.startswith("   missed: peak") and " rise " in x]
+    assert n > reached and len(missed) == n - reached  # (stickers peak at 0.9-0.999 here)
+    for x in missed:
+        assert float(x.split("peak ")[1].split(",")[0]) < 0.99
+        assert x.split("seed ")[1][:4] in ("8002", "8003") and "column" in x and "spread" in x
+    crack = next(x for x in out if x.startswith(" crack: reached 0.01 in "))
+    reached, n = (int(v) for v in crack.rsplit(" ", 1)[1].split("/"))
+    assert reached == n > 0
+    assert main([*args, "--system", "rules"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("== rules baseline for ") and " sticker: reached 0.8 in " in out
+
+
+@pytest.mark.parametrize(("text", "want"), [
+    ("0.7", {"sticker": 0.7, "crack": 0.7, "slag": 0.7}),
+    ("sticker=0.84, slag=0.6", {"sticker": 0.84, "crack": 0.8, "slag": 0.6}),
+])
+def test_parse_thresholds(text: str, want: dict[str, float]) -> None:
+    assert parse_thresholds(text, ["sticker", "crack", "slag"]) == want
+
+
+@pytest.mark.parametrize(("text", "msg"), [
+    ("1.5", "must be in"), ("breakout=0.5", "TYPE=VALUE"), ("sticker=x", "not a number"),
+    ("sticker", "not a number"),
+])
+def test_parse_thresholds_refuses(text: str, msg: str) -> None:
+    with pytest.raises(ValueError, match=msg):
+        parse_thresholds(text, ["sticker", "crack", "slag"])

@@ -382,16 +382,22 @@ def load_baseline_thresholds(path: str, defect_types: Sequence[str],
                                       delay, delay_source), rec
 
 
-def check_dev_args(seeds: Sequence[int], grid_text: str, margin: float
-                   ) -> tuple[list[int], tuple[float, float, float]]:
-    """The arguments every tool that chooses on development seeds takes: the seeds (repeats
-    dropped; no report seed), ``--grid`` START:STOP:STEP and ``--margin``. Raises ValueError,
-    the message for the user, naming the argument."""
+def check_dev_seeds(seeds: Sequence[int]) -> list[int]:
+    """The development seeds, repeats dropped; raises ValueError for a report seed."""
     unique = list(dict.fromkeys(seeds))
     for seed in unique:
         if seed in REPORT_SEEDS:
             raise ValueError(f"seed {seed} is a held-out report seed: choose on a development "
                              "seed (e.g. 8001)")
+    return unique
+
+
+def check_dev_args(seeds: Sequence[int], grid_text: str, margin: float
+                   ) -> tuple[list[int], tuple[float, float, float]]:
+    """The arguments every tool that chooses on development seeds takes: the seeds (repeats
+    dropped; no report seed), ``--grid`` START:STOP:STEP and ``--margin``. Raises ValueError,
+    the message for the user, naming the argument."""
+    unique = check_dev_seeds(seeds)
     try:
         start, stop, step = (float(x) for x in grid_text.split(":"))
     except ValueError:
