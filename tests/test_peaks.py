@@ -59,8 +59,11 @@ def test_parse_thresholds(text: str, want: dict[str, float]) -> None:
 
 
 @pytest.mark.parametrize(("text", "msg"), [
-    ("1.5", "must be in"), ("breakout=0.5", "TYPE=VALUE"), ("sticker=x", "not a number"),
-    ("sticker", "not a number"),
+    ("1.5", r"^--threshold: must be a number in \(0, 1\), got 1\.5$"),
+    ("sticker=0.5,breakout=0.5", "^--threshold breakout: not a defect type of the model"),
+    ("sticker=x", r"^--threshold: expected P or TYPE=P,\.\.\., got 'sticker=x'$"),
+    ("sticker", r"^--threshold: expected P or TYPE=P,\.\.\., got 'sticker'$"),
+    ("crack=1", r"^--threshold crack: must be a number in \(0, 1\), got 1\.0$"),
 ])
 def test_parse_thresholds_refuses(text: str, msg: str) -> None:
     with pytest.raises(ValueError, match=msg):

@@ -158,11 +158,16 @@ def check_alarm_map(values: Any, defect_types: Sequence[str], field: str) -> dic
             raise ThresholdError(
                 f"{field}.{key}: not a defect type of the model "
                 f"(its types: {', '.join(defect_types)})")
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
-                or not 0.0 < float(v) < 1.0:
-            raise ThresholdError(f"{field}.{key}: must be a number in (0, 1), got {v!r}")
-        out[str(key)] = float(v)
+        out[str(key)] = check_alarm(v, f"{field}.{key}")
     return out
+
+
+def check_alarm(value: Any, field: str) -> float:
+    """An alarm threshold, in (0, 1), or ThresholdError naming ``field``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or not 0.0 < float(value) < 1.0:
+        raise ThresholdError(f"{field}: must be a number in (0, 1), got {value!r}")
+    return float(value)
 
 
 def checkpoint_thresholds(metadata: Mapping[str, Any] | None,

@@ -28,28 +28,10 @@ import numpy as np
 def parse_thresholds(text: str, types: Sequence[str]) -> dict[str, float]:
     """``0.8`` (every type) or ``sticker=0.84,crack=0.96`` (a type not named gets 0.8).
     Raises ValueError naming the bad part."""
-    out = dict.fromkeys(types, 0.8)
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if len(parts) == 1 and "=" not in parts[0]:
-        out = dict.fromkeys(types, _probability(parts[0], "--threshold"))
-    else:
-        for part in parts:
-            typ, sep, val = part.partition("=")
-            if not sep or typ.strip() not in types:
-                raise ValueError(f"--threshold {part!r}: expected TYPE=VALUE with TYPE one of "
-                                 f"{', '.join(types)}")
-            out[typ.strip()] = _probability(val, f"--threshold {typ.strip()}")
-    return out
+    from streamer.alarm.thresholds import check_alarm
+    from streamer.evaluation.thresholds import parse_per_type
 
-
-def _probability(text: str, where: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise ValueError(f"{where}: {text!r} is not a number") from None
-    if not 0 < v < 1:
-        raise ValueError(f"{where}: {v:g} must be in (0, 1)")
-    return v
+    return parse_per_type(text, types, 0.8, "--threshold", "P or TYPE=P,...", check_alarm)
 
 
 def describe_event(e: dict[str, Any]) -> str:

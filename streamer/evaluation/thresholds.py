@@ -66,7 +66,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,29 +159,37 @@ def delay_map(on_delay: float | Mapping[str, float], defect_types: Iterable[str]
     return dict.fromkeys(defect_types, float(on_delay))
 
 
-def parse_on_delay(text: str, defect_types: Sequence[str]) -> dict[str, float]:
-    """``--on-delay``: ``3`` (every type) or ``sticker=0,crack=3,slag=5`` (a type not named:
-    0), as seconds per type. Raises ValueError, the message for the user."""
+def parse_per_type(text: str, defect_types: Sequence[str], default: float, flag: str,
+                   usage: str, check: Callable[[float, str], float]) -> dict[str, float]:
+    """A command-line value for every type (``3``) or per type (``sticker=0,crack=3``; a type
+    not named gets ``default``), each passed through ``check(value, field)``, which raises
+    a ValueError naming the field. Raises ValueError, the message for the user."""
 
-    def seconds(value: str, field: str) -> float:
+    def number(value: str, field: str) -> float:
         try:
-            number = float(value)
+            parsed = float(value)
         except ValueError:
-            raise ValueError(f"--on-delay: expected SECONDS or TYPE=SECONDS,..., got {text!r}"
-                             ) from None
-        return check_on_delay(number, field)  # ThresholdError, a ValueError, names the field
+            raise ValueError(f"{flag}: expected {usage}, got {text!r}") from None
+        return check(parsed, field)
 
     if "=" not in text:
-        return dict.fromkeys(defect_types, seconds(text, "--on-delay"))
-    out = dict.fromkeys(defect_types, 0.0)
+        return dict.fromkeys(defect_types, number(text, flag))
+    out = dict.fromkeys(defect_types, default)
     for part in text.split(","):
         key, _, value = part.partition("=")
         key = key.strip()
         if key not in defect_types:
-            raise ValueError(f"--on-delay {key}: not a defect type of the model "
+            raise ValueError(f"{flag} {key}: not a defect type of the model "
                              f"({', '.join(defect_types)})")
-        out[key] = seconds(value, f"--on-delay {key}")
+        out[key] = number(value, f"{flag} {key}")
     return out
+
+
+def parse_on_delay(text: str, defect_types: Sequence[str]) -> dict[str, float]:
+    """``--on-delay``: ``3`` (every type) or ``sticker=0,crack=3,slag=5`` (a type not named:
+    0), as seconds per type. Raises ValueError, the message for the user."""
+    return parse_per_type(text, defect_types, 0.0, "--on-delay", "SECONDS or TYPE=SECONDS,...",
+                          check_on_delay)  # ThresholdError, a ValueError, names the field
 
 
 def choose_threshold(defect: str, points: Sequence[TypePoint], budget: float,
