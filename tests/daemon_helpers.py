@@ -30,13 +30,14 @@ def tiny_checkpoint(path: Path, window: int = 20, seed: int = 0) -> Path:
 
 
 def untrained_checkpoint(path: Path, channels: list[str], window: int = 120,
-                         data_seeds: tuple[int, ...] = (7,)) -> str:
-    """A small untrained model (32 hidden, 1 layer) for ``channels``, recorded as trained on
-    ``data_seeds`` so that seed checks have something to refuse; returns its model id."""
+                         data_seeds: tuple[int, ...] = (7,), seed: int = 0) -> str:
+    """A small untrained model (32 hidden, 1 layer) for ``channels``, its weights drawn with
+    ``seed``, recorded as trained on ``data_seeds`` so that seed checks have something to
+    refuse; returns its model id."""
     from streamer.model.checkpoint import save_checkpoint
     from streamer.model.lstm import SteelDefectLSTM, default_config
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     cfg = default_config()
     cfg["architecture"].update(hidden_size=32, num_layers=1, input_size=len(channels))
     cfg["data"]["channels"] = list(channels)

@@ -82,6 +82,7 @@ from streamer.alarm.thresholds import (
 )
 from streamer.config import AlertSettings
 from streamer.evaluation.data import REPORT_SEEDS
+from streamer.evaluation.dev_scores import ScoresError, mean_scores, save_scores
 from streamer.evaluation.gbt_training import DEFAULT_MAX_WINDOWS, DEFAULT_STRIDE
 from streamer.json_file import json_default, read_json_object
 
@@ -580,6 +581,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", dest="json_out", default=None, help="also write the record here")
     ap.add_argument("--write", action="store_true",
                     help="store the thresholds in the checkpoint's metadata (--system model)")
+    ap.add_argument("--save-scores", default=None, metavar="FILE",
+                    help="also write the model's scores of these heats (for --scores)")
+    ap.add_argument("--scores", action="append", default=[], metavar="FILE",
+                    help="read the scores from --save-scores files instead of scoring: one "
+                         "per member of an ensemble MODEL (its scores are their mean), or "
+                         "the model's own (streamer.evaluation.dev_scores)")
     add_system_args(ap)  # for gbt and rules, the --json record is what --baseline-thresholds reads
     args = ap.parse_args(argv)
 
@@ -590,6 +597,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.system != "model" and args.write:
         return fail(f"--write stores a model's thresholds in its checkpoint; for --system "
                     f"{args.system} write the record with --json FILE")
+    if args.system != "model" and (args.scores or args.save_scores):
+        return fail("--scores and --save-scores are for --system model")
+    if args.scores and args.save_scores:
+        return fail("--save-scores writes the scores that --scores reads: give one of them")
     if args.system != "model" and not args.json_out:
         return fail(f"--system {args.system} needs --json FILE (for streamer evaluate "
                     "--baseline-thresholds)")
@@ -625,12 +636,26 @@ def main(argv: list[str] | None = None) -> int:
     for dev in dev_seeds(args.sim_config, seeds, args.strands, args.hours, loaded.channels,
                          types):
         hz = dev.hz
-        try:
-            scores += scorer(dev)
-        except GbtSourceError as exc:
-            return fail(str(exc))
+        if not args.scores:
+            try:
+                scores += scorer(dev)
+            except GbtSourceError as exc:
+                return fail(str(exc))
         series += dev.series
         truth += dev.truth
+    heats = {"seeds": seeds, "strands_per_caster": args.strands, "hours": args.hours,
+             "sim_config": args.sim_config, "min_fill": args.min_fill}
+    names = [s.strand for s in series]
+    if args.scores:
+        try:
+            scores = mean_scores(args.scores, member_ids=loaded.scored_ids, defect_types=types,
+                                 heats=heats, strands=names,
+                                 windows=[max(0, len(s) - args.min_fill + 1) for s in series])
+        except ScoresError as exc:
+            return fail(str(exc))
+    if args.save_scores:
+        save_scores(args.save_scores, scores, names, model_id=loaded.model_id,
+                    defect_types=types, heats=heats)
     events = {t: sum(e.type == t for e in truth) for t in types}
     points, strand_days = sweep_scores(series, scores, truth, types, thresholds,
                                        args.min_fill, hz, on_delay)

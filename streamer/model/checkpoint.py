@@ -78,6 +78,12 @@ class LoadedModel:
     window: int
     metadata: dict[str, Any] = field(default_factory=dict)
     model_id: str = ""
+    member_ids: list[str] = field(default_factory=list)  # an ensemble's members', in order
+
+    @property
+    def scored_ids(self) -> list[str]:
+        """The models whose scores make this one's: its members', or its own."""
+        return list(self.member_ids) or [self.model_id]
 
 
 def model_id_of(
@@ -332,6 +338,7 @@ def load_checkpoint(
     if expect_channels is not None and list(expect_channels) != channels:
         raise CheckpointError(f"{where}: {_channel_diff(channels, list(expect_channels))}")
 
+    member_ids: list[str] = []
     if not ensemble:
         model = _build_member(where, payload, channels, defect_types, window)
         config = payload["config"]
@@ -356,6 +363,7 @@ def load_checkpoint(
         except ModelConfigError as exc:
             raise CheckpointError(f"{where}: {exc}") from None
         config = members[0]["config"]
+        member_ids = [str(p["model_id"]) for p in members]
     model.to(map_location).eval()
     return LoadedModel(
         model=model,
@@ -365,6 +373,7 @@ def load_checkpoint(
         window=window,
         metadata=payload["metadata"],
         model_id=stored_id,
+        member_ids=member_ids,
     )
 
 
