@@ -50,6 +50,27 @@ def test_peaks_per_type_thresholds_several_seeds_and_a_baseline(
     assert out.startswith("== rules baseline for ") and " sticker: reached 0.8 in " in out
 
 
+def test_peaks_from_saved_scores_equal_peaks_from_scoring(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """Two seeds, so that the saved scores are split back per seed in the right order."""
+    from streamer.evaluation.thresholds import main as chooser
+
+    monkeypatch.chdir(ROOT)
+    heats = ["--seed", "8002", "--seed", "8003", "--strands", "1", "--hours", "1"]
+    assert chooser([str(MODEL), *heats, "--save-scores", str(tmp_path / "m.npz")]) == 0
+    capsys.readouterr()
+    args = [*heats, str(MODEL), "--threshold", "sticker=0.99,crack=0.5"]
+    assert main(args) == 0
+    scored = capsys.readouterr().out
+    assert main([*args, "--scores", str(tmp_path / "m.npz")]) == 0
+    assert capsys.readouterr().out == scored and "missed: peak" in scored
+    assert main([*heats, str(MODEL), str(MODEL), "--scores", str(tmp_path / "m.npz")]) == 2
+    assert "--scores: one model" in capsys.readouterr().err
+    assert main([*heats[:-1], "2", str(MODEL), "--scores", str(tmp_path / "m.npz")]) == 2
+    assert "hours 1.0 != this run's 2.0" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("text", "want"), [
     ("0.7", {"sticker": 0.7, "crack": 0.7, "slag": 0.7}),
     ("sticker=0.84, slag=0.6", {"sticker": 0.84, "crack": 0.8, "slag": 0.6}),

@@ -11,6 +11,8 @@ count of threshold crossings, close to but not the same as ``streamer evaluate``
     # the trees fitted on MODEL's training heats, on three seeds, at each type's threshold
     python -m streamer.evaluation.peaks --seed 8001 --seed 8002 --seed 8003 --strands 6 \\
         --hours 16 --system gbt --threshold sticker=0.92,crack=0.96,slag=0.92 MODEL.pt
+    # an ensemble, from its members' saved scores (the chooser's --save-scores): seconds
+    python -m streamer.evaluation.peaks ... ENS.pt --scores A.npz --scores B.npz
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="alarm threshold, for every type or per type (default 0.8)")
     ap.add_argument("--min-fill", type=int, default=60)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (0 = default)")
+    ap.add_argument("--scores", action="append", default=[], metavar="FILE",
+                    help="read the scores from the chooser's --save-scores files instead of "
+                         "scoring (one model; for an ensemble, one file per member)")
     add_system_args(ap)
     args = ap.parse_args(argv)
 
@@ -78,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {msg}", file=sys.stderr)
         return 2
 
+    from streamer.evaluation.dev_scores import ScoresError, mean_scores
     from streamer.evaluation.gbt_training import GbtSourceError
 
     try:
@@ -85,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         seeds = check_dev_seeds(args.seed)
     except ValueError as exc:
         return fail(str(exc))
+    if args.scores and (len(args.models) > 1 or args.system != "model"):
+        return fail("--scores: one model (--system model), whose scores the files hold")
     for path in args.models:
         try:
             loaded = load_for_dev(path, seeds, args.threads)
@@ -97,12 +105,30 @@ def main(argv: list[str] | None = None) -> int:
         counts = dict.fromkeys(types, 0)
         over: dict[str, np.ndarray] = {}
         n_nuisance: dict[str, int] = {}
-        for dev in dev_seeds(args.sim_config, seeds, args.strands, args.hours,
-                             loaded.channels, types):
+        devs: Iterable[Any] = dev_seeds(args.sim_config, seeds, args.strands, args.hours,
+                                        loaded.channels, types)
+        saved: list[np.ndarray] = []
+        if args.scores:
+            devs = list(devs)
+            series = [s for d in devs for s in d.series]
+            heats = {"seeds": seeds, "strands_per_caster": args.strands, "hours": args.hours,
+                     "sim_config": args.sim_config, "min_fill": args.min_fill}
             try:
-                scores = scorer(dev)
-            except GbtSourceError as exc:
+                saved = mean_scores(args.scores, member_ids=loaded.scored_ids,
+                                    defect_types=types, heats=heats,
+                                    strands=[s.strand for s in series],
+                                    windows=[max(0, len(s) - args.min_fill + 1)
+                                             for s in series])
+            except ScoresError as exc:
                 return fail(str(exc))
+        for dev in devs:
+            if args.scores:
+                scores, saved = saved[:len(dev.series)], saved[len(dev.series):]
+            else:
+                try:
+                    scores = scorer(dev)
+                except GbtSourceError as exc:
+                    return fail(str(exc))
             prefix = f"{dev.seed}/" if len(seeds) > 1 else ""
             by = {s.strand: (s.ts[args.min_fill - 1:], sc) for s, sc in zip(dev.series, scores)}
             for e in dev.heats.events.to_pylist():
