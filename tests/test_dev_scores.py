@@ -137,6 +137,11 @@ def test_chooser_reads_saved_scores_for_the_model_and_for_an_ensemble(
     direct, mean = (json.loads((tmp_path / n).read_text()) for n in ("e1.json", "e2.json"))
     assert mean["alarm_by_type"] == direct["alarm_by_type"]
     assert mean["per_type"] == direct["per_type"]
+    # an ensemble's own saved scores serve it as well
+    assert main(_chooser(Path(ens), "--save-scores", str(tmp_path / "ens.npz"))) == 0
+    assert main(_chooser(Path(ens), "--scores", str(tmp_path / "ens.npz"), "--json",
+                         str(tmp_path / "e3.json"))) == 0
+    assert json.loads((tmp_path / "e3.json").read_text())["per_type"] == direct["per_type"]
     capsys.readouterr()
 
     assert main(_chooser(Path(ens), "--scores", str(tmp_path / "a.npz"))) == 2

@@ -8,8 +8,8 @@ ensemble. ``python -m streamer.evaluation.thresholds MODEL --save-scores FILE`` 
 model's scores; ``--scores FILE`` (once per member, for an ensemble ``MODEL``) reads them
 instead of scoring. What is checked before scores are used:
 
-- the file's model id is the model's, or one member's of an ensemble, each member exactly
-  once (scores of another model, or a member left out, would choose thresholds for a model
+- the file's model id is the model's (an ensemble's own saved scores too), or one member's
+  of an ensemble, each member exactly once (scores of another model, or a member left out, would choose thresholds for a model
   that is not the one they are written into);
 - its heats are those of the run (seeds, strands per caster, hours, simulator config,
   min_fill) and every strand has the same name and number of windows;
@@ -68,9 +68,14 @@ def load_scores(path: str | Path) -> tuple[dict[str, Any], list[np.ndarray]]:
 
 def mean_scores(files: Sequence[str | Path], *, member_ids: Sequence[str],
                 defect_types: Sequence[str], heats: Mapping[str, Any],
-                strands: Sequence[str], windows: Sequence[int]) -> list[np.ndarray]:
+                strands: Sequence[str], windows: Sequence[int],
+                model_id: str | None = None) -> list[np.ndarray]:
     """The mean over ``files`` (one per member id, any order) of their per-strand scores,
-    after the checks in the module docstring. Raises :class:`ScoresError`."""
+    after the checks in the module docstring; one file of ``model_id`` itself (an
+    ensemble's own saved scores) is taken as it is. Raises :class:`ScoresError`."""
+    if (model_id is not None and len(files) == 1
+            and load_scores(files[0])[0].get("model_id") == model_id):
+        member_ids = [model_id]
     if len(files) != len(member_ids):
         raise ScoresError(f"{len(files)} --scores file(s) for a model of {len(member_ids)} "
                           f"member(s) ({', '.join(member_ids)}): give one per member")

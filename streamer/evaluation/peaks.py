@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                      "sim_config": args.sim_config, "min_fill": args.min_fill}
             try:
                 saved = mean_scores(args.scores, member_ids=loaded.scored_ids,
-                                    defect_types=types, heats=heats,
+                                    model_id=loaded.model_id, defect_types=types, heats=heats,
                                     strands=[s.strand for s in series],
                                     windows=[max(0, len(s) - args.min_fill + 1)
                                              for s in series])

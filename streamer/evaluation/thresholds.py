@@ -648,7 +648,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [s.strand for s in series]
     if args.scores:
         try:
-            scores = mean_scores(args.scores, member_ids=loaded.scored_ids, defect_types=types,
+            scores = mean_scores(args.scores, member_ids=loaded.scored_ids,
+                                 model_id=loaded.model_id, defect_types=types,
                                  heats=heats, strands=names,
                                  windows=[max(0, len(s) - args.min_fill + 1) for s in series])
         except ScoresError as exc:
