@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         check_system_args,
         dev_seeds,
         load_for_dev,
+        saved_dev_scores,
     )
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {msg}", file=sys.stderr)
         return 2
 
-    from streamer.evaluation.dev_scores import ScoresError, mean_scores
+    from streamer.evaluation.dev_scores import ScoresError
     from streamer.evaluation.gbt_training import GbtSourceError
 
     try:
@@ -110,15 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         saved: list[np.ndarray] = []
         if args.scores:
             devs = list(devs)
-            series = [s for d in devs for s in d.series]
-            heats = {"seeds": seeds, "strands_per_caster": args.strands, "hours": args.hours,
-                     "sim_config": args.sim_config, "min_fill": args.min_fill}
             try:
-                saved = mean_scores(args.scores, member_ids=loaded.scored_ids,
-                                    model_id=loaded.model_id, defect_types=types, heats=heats,
-                                    strands=[s.strand for s in series],
-                                    windows=[max(0, len(s) - args.min_fill + 1)
-                                             for s in series])
+                saved = saved_dev_scores(args, seeds, loaded,
+                                         [s for d in devs for s in d.series])
             except ScoresError as exc:
                 return fail(str(exc))
         for dev in devs:

@@ -506,6 +506,22 @@ def check_system_args(args: argparse.Namespace) -> None:
         raise ValueError("--gbt-stride must be >= 1, --gbt-max-windows >= 0")
 
 
+def run_heats(args: argparse.Namespace, seeds: Sequence[int]) -> dict[str, Any]:
+    """The development heats a tool's arguments simulate, as a scores file records them."""
+    return {"seeds": list(seeds), "strands_per_caster": args.strands, "hours": args.hours,
+            "sim_config": args.sim_config, "min_fill": args.min_fill}
+
+
+def saved_dev_scores(args: argparse.Namespace, seeds: Sequence[int], loaded: Any,
+                     series: Sequence[Any]) -> list[np.ndarray]:
+    """``--scores``: the model's scores of ``series`` (every seed's strands, in order) read
+    from its files (:func:`streamer.evaluation.dev_scores.mean_scores`; ScoresError)."""
+    return mean_scores(args.scores, member_ids=loaded.scored_ids, model_id=loaded.model_id,
+                       defect_types=list(loaded.defect_types), heats=run_heats(args, seeds),
+                       strands=[s.strand for s in series],
+                       windows=[max(0, len(s) - args.min_fill + 1) for s in series])
+
+
 class DevScorer:
     """One system's scores of development heats, as ``streamer evaluate`` scores them: the
     model's; the rules'; the trees', fitted once (on the first seed's call) on the model's
@@ -643,20 +659,14 @@ def main(argv: list[str] | None = None) -> int:
                 return fail(str(exc))
         series += dev.series
         truth += dev.truth
-    heats = {"seeds": seeds, "strands_per_caster": args.strands, "hours": args.hours,
-             "sim_config": args.sim_config, "min_fill": args.min_fill}
-    names = [s.strand for s in series]
     if args.scores:
         try:
-            scores = mean_scores(args.scores, member_ids=loaded.scored_ids,
-                                 model_id=loaded.model_id, defect_types=types,
-                                 heats=heats, strands=names,
-                                 windows=[max(0, len(s) - args.min_fill + 1) for s in series])
+            scores = saved_dev_scores(args, seeds, loaded, series)
         except ScoresError as exc:
             return fail(str(exc))
     if args.save_scores:
-        save_scores(args.save_scores, scores, names, model_id=loaded.model_id,
-                    defect_types=types, heats=heats)
+        save_scores(args.save_scores, scores, [s.strand for s in series],
+                    model_id=loaded.model_id, defect_types=types, heats=run_heats(args, seeds))
     events = {t: sum(e.type == t for e in truth) for t in types}
     points, strand_days = sweep_scores(series, scores, truth, types, thresholds,
                                        args.min_fill, hz, on_delay)
