@@ -73,16 +73,14 @@ def mean_scores(files: Sequence[str | Path], *, member_ids: Sequence[str],
     """The mean over ``files`` (one per member id, any order) of their per-strand scores,
     after the checks in the module docstring; one file of ``model_id`` itself (an
     ensemble's own saved scores) is taken as it is. Raises :class:`ScoresError`."""
-    if (model_id is not None and len(files) == 1
-            and load_scores(files[0])[0].get("model_id") == model_id):
+    read = [(path, *load_scores(path)) for path in files]
+    if model_id is not None and len(read) == 1 and read[0][1].get("model_id") == model_id:
         member_ids = [model_id]
     if len(files) != len(member_ids):
         raise ScoresError(f"{len(files)} --scores file(s) for a model of {len(member_ids)} "
                           f"member(s) ({', '.join(member_ids)}): give one per member")
     seen: dict[str, str | Path] = {}
-    members = []
-    for path in files:
-        meta, scores = load_scores(path)
+    for path, meta, scores in read:
         mid = meta.get("model_id")
         if mid not in member_ids:
             raise ScoresError(f"{path}: scores of model {mid}, not of "
@@ -90,21 +88,31 @@ def mean_scores(files: Sequence[str | Path], *, member_ids: Sequence[str],
         if mid in seen:
             raise ScoresError(f"{path}: model {mid} again (also {seen[mid]})")
         seen[mid] = path
-        if meta.get("defect_types") != list(defect_types):
-            raise ScoresError(f"{path}: defect types {meta.get('defect_types')} != "
-                              f"{list(defect_types)}")
-        for key in HEATS_KEYS:
-            if meta.get(key) != heats[key]:
-                raise ScoresError(f"{path}: {key} {meta.get(key)!r} != this run's "
-                                  f"{heats[key]!r} (other heats)")
-        if meta.get("strands") != list(strands):
-            raise ScoresError(f"{path}: its strands are not this run's")
-        for name, s, n in zip(strands, scores, windows):
-            if s.shape != (n, len(defect_types)):
-                raise ScoresError(f"{path}: {name}: scores of shape {s.shape}, expected "
-                                  f"({n}, {len(defect_types)})")
-        members.append(scores)
-    return average(members)
+        check_heats(path, meta, defect_types, heats)
+        check_strands(path, meta, scores, strands, windows, len(defect_types))
+    return average([scores for _, _, scores in read])
+
+
+def check_heats(path: str | Path, meta: Mapping[str, Any], defect_types: Sequence[str],
+                heats: Mapping[str, Any]) -> None:
+    """ScoresError unless the file's defect types and heats (:data:`HEATS_KEYS`) are these."""
+    if meta.get("defect_types") != list(defect_types):
+        raise ScoresError(f"{path}: defect types {meta.get('defect_types')} != "
+                          f"{list(defect_types)}")
+    for key in HEATS_KEYS:
+        if meta.get(key) != heats[key]:
+            raise ScoresError(f"{path}: {key} {meta.get(key)!r} != this run's "
+                              f"{heats[key]!r} (other heats)")
+
+
+def check_strands(path: str | Path, meta: Mapping[str, Any], scores: Sequence[np.ndarray],
+                  strands: Sequence[str], windows: Sequence[int], k: int) -> None:
+    """ScoresError unless the file holds ``strands``, each with ``windows`` rows of ``k``."""
+    if meta.get("strands") != list(strands):
+        raise ScoresError(f"{path}: its strands are not this run's")
+    for name, s, n in zip(strands, scores, windows):
+        if s.shape != (n, k):
+            raise ScoresError(f"{path}: {name}: scores of shape {s.shape}, expected ({n}, {k})")
 
 
 def average(members: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:

@@ -34,7 +34,14 @@ import numpy as np
 
 from streamer.alarm.thresholds import describe_delays
 from streamer.config import AlertSettings
-from streamer.evaluation.dev_scores import HEATS_KEYS, ScoresError, average, load_scores
+from streamer.evaluation.dev_scores import (
+    HEATS_KEYS,
+    ScoresError,
+    average,
+    check_heats,
+    check_strands,
+    load_scores,
+)
 from streamer.evaluation.thresholds import (
     MARGIN,
     TOTAL_BUDGET,
@@ -105,16 +112,6 @@ def parse_need(text: str, types: Sequence[str]) -> dict[str, int]:
         text, types, 0.0, "--need", "TYPE=EVENTS,...", check).items()}
 
 
-def heats_of(metas: Sequence[Mapping[str, Any]], files: Sequence[str]) -> dict[str, Any]:
-    """The heats every scores file was made on; ScoresError if two differ."""
-    first = {k: metas[0].get(k) for k in HEATS_KEYS + ("strands", "defect_types")}
-    for meta, path in zip(metas[1:], files[1:]):
-        for key, val in first.items():
-            if meta.get(key) != val:
-                raise ScoresError(f"{path}: {key} {meta.get(key)!r} != {files[0]}'s {val!r}")
-    return first
-
-
 def letters(n: int) -> list[str]:
     return [chr(ord("A") + i) if i < 26 else f"R{i}" for i in range(n)]
 
@@ -142,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {msg}", file=sys.stderr)
         return 2
 
+    from streamer.model.checkpoint import CheckpointError, check_members
+
     runs = [tuple(r) for r in args.run]
     if len(runs) < 2:
         return fail("--run: give at least two runs")
@@ -154,31 +153,26 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"--sizes: each size must be 1..{len(runs)} (the runs given)")
     try:
         loaded_meta = [load_scores(path) for _, path in runs]
-        heats = heats_of([m for m, _ in loaded_meta], [p for _, p in runs])
+        heats = {k: loaded_meta[0][0].get(k) for k in HEATS_KEYS}  # each file checked below
         seeds, (start, stop, step) = check_dev_args(heats["seeds"], args.grid, args.margin)
         loaded = [load_for_dev(ckpt, seeds, 0) for ckpt, _ in runs]
+        check_members(loaded)
+    except CheckpointError as exc:
+        return fail(f"--run: {exc}")
     except ValueError as exc:  # ScoresError too
         return fail(str(exc))
     first = loaded[0]
+    types = list(first.defect_types)
     ids = [lm.model_id for lm in loaded]
     if len(set(ids)) < len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         return fail(f"model {dup} is given twice: an ensemble's members are other runs")
-    for (ckpt, path), lm, (meta, _) in zip(runs, loaded, loaded_meta):
-        if lm.member_ids:
-            return fail(f"{ckpt} is an ensemble: give its runs")
-        if meta["model_id"] != lm.model_id:
-            return fail(f"{path}: scores of model {meta['model_id']}, not of {ckpt} "
-                        f"({lm.model_id})")
-        for name, a, b in (("channels", lm.channels, first.channels),
-                           ("defect types", lm.defect_types, first.defect_types),
-                           ("window", lm.window, first.window)):
-            if a != b:
-                return fail(f"{ckpt}: {name} differ from {runs[0][0]}'s: not one ensemble")
-    types = list(first.defect_types)
-    if heats["defect_types"] != types:
-        return fail(f"{runs[0][1]}: defect types {heats['defect_types']} != {types}")
     try:
+        for (ckpt, path), lm, (meta, _) in zip(runs, loaded, loaded_meta):
+            if meta["model_id"] != lm.model_id:
+                raise ScoresError(f"{path}: scores of model {meta['model_id']}, not of {ckpt} "
+                                  f"({lm.model_id})")
+            check_heats(path, meta, types, heats)
         on_delay = parse_on_delay(args.on_delay, types)
         need = parse_need(args.need, types) if args.need else {}
     except ValueError as exc:
@@ -190,8 +184,12 @@ def main(argv: list[str] | None = None) -> int:
         series += dev.series
         truth += dev.truth
         hz = dev.hz
-    if [s.strand for s in series] != heats["strands"]:
-        return fail("the scores files' strands are not those these heats simulate to")
+    windows = [max(0, len(s) - heats["min_fill"] + 1) for s in series]
+    try:
+        for (_, path), (meta, sc) in zip(runs, loaded_meta):
+            check_strands(path, meta, sc, [s.strand for s in series], windows, len(types))
+    except ScoresError as exc:
+        return fail(str(exc))
     scores = [s for _, s in loaded_meta]
     reference = AlertSettings().alarm
     thresholds = grid(start, stop, step, include=[reference])
@@ -230,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         print("chosen: none passes the gate")
     if args.json_out:
         with open(args.json_out, "w") as f:
-            json.dump({"heats": heats | {"strands": len(heats["strands"])}, "events": events,
+            json.dump({"heats": heats | {"strands": len(series)}, "events": events,
                        "on_delay": on_delay, "need": need,
                        "max_false_alarms": args.max_false_alarms,
                        "runs": [lm.model_id for lm in loaded], "ensembles": rows,

@@ -34,6 +34,7 @@ import math
 import numbers
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,13 +207,9 @@ def save_checkpoint(
     return model_id
 
 
-def save_ensemble(path: str | Path, members: list[LoadedModel],
-                  metadata: dict[str, Any] | None = None) -> str:
-    """Write the loaded checkpoints ``members`` as one ensemble file; return its model id.
-
-    They must share channels, defect types and window. Each member keeps its own id; their
-    operating thresholds do not carry over (an ensemble's are chosen for it). The metadata
-    gets the members' ``data_seeds`` and ``data`` (their training heats) merged."""
+def check_members(members: Sequence[LoadedModel]) -> None:
+    """Raise CheckpointError unless ``members`` can make one ensemble: at least two single
+    models sharing channels, defect types and window."""
     if len(members) < 2:
         raise CheckpointError(f"an ensemble needs at least 2 members, got {len(members)}")
     first = members[0]
@@ -223,6 +220,17 @@ def save_ensemble(path: str | Path, members: list[LoadedModel],
             if getattr(m, name) != getattr(first, name):
                 raise CheckpointError(f"member {i} ({m.model_id}): {name} differs from member "
                                       f"0's ({first.model_id})")
+
+
+def save_ensemble(path: str | Path, members: list[LoadedModel],
+                  metadata: dict[str, Any] | None = None) -> str:
+    """Write the loaded checkpoints ``members`` as one ensemble file; return its model id.
+
+    They must share channels, defect types and window. Each member keeps its own id; their
+    operating thresholds do not carry over (an ensemble's are chosen for it). The metadata
+    gets the members' ``data_seeds`` and ``data`` (their training heats) merged."""
+    check_members(members)
+    first = members[0]
     parts = []
     for m in members:
         state, stats = _weights(m.model)
