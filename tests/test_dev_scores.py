@@ -69,6 +69,11 @@ def test_scores_that_are_not_the_models_or_not_these_heats_are_refused(tmp_path:
     refused([tmp_path / "junk.npz"], "not a readable scores file")
     np.savez(tmp_path / "other.npz", meta=np.array(json.dumps({"format": "x"})))
     refused([tmp_path / "other.npz"], "not a scores file")
+    np.savez(tmp_path / "partial.npz", meta=np.array(json.dumps(
+        {"format": "streamer-dev-scores/1", "model_id": "aaaa", "strands": []})))
+    refused([tmp_path / "partial.npz"],
+            r"not a scores file \(no defect_types, seeds, strands_per_caster, hours, sim_config, "
+            r"min_fill\)")
     refused([tmp_path / "missing.npz"], "no such file")
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 FORMAT = "streamer-dev-scores/1"
 HEATS_KEYS = ("seeds", "strands_per_caster", "hours", "sim_config", "min_fill")
+META_KEYS = ("model_id", "defect_types", "strands", *HEATS_KEYS)
 
 
 class ScoresError(ValueError):
@@ -56,6 +57,9 @@ def load_scores(path: str | Path) -> tuple[dict[str, Any], list[np.ndarray]]:
             meta = json.loads(str(z["meta"]))
             if not isinstance(meta, dict) or meta.get("format") != FORMAT:
                 raise ScoresError(f"{path}: not a scores file ({FORMAT})")
+            missing = [k for k in META_KEYS if k not in meta]
+            if missing:
+                raise ScoresError(f"{path}: not a scores file (no {', '.join(missing)})")
             scores = [z[f"s{i}"] for i in range(len(meta["strands"]))]
     except ScoresError:
         raise
