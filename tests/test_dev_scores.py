@@ -10,9 +10,9 @@ import pytest
 
 from streamer.evaluation.dev_scores import (
     ScoresError,
-    average,
+    combined,
+    ensemble_scores,
     load_scores,
-    mean_scores,
     save_scores,
 )
 from tests.daemon_helpers import untrained_checkpoint
@@ -36,13 +36,20 @@ def test_scores_file_round_trip_and_mean(tmp_path: Path) -> None:
     meta, back = load_scores(tmp_path / "a.npz")
     assert meta["model_id"] == "aaaa" and meta["strands"] == ["c1/s1", "c2/s1"]
     assert all(np.array_equal(x, y) for x, y in zip(a, back))
-    got = mean_scores([tmp_path / "b.npz", tmp_path / "a.npz"], member_ids=["aaaa", "bbbb"],
-                      defect_types=TYPES, heats=HEATS, strands=["c1/s1", "c2/s1"],
-                      windows=[5, 3])
+    got = ensemble_scores([tmp_path / "b.npz", tmp_path / "a.npz"], member_ids=["aaaa", "bbbb"],
+                          defect_types=TYPES, heats=HEATS, strands=["c1/s1", "c2/s1"],
+                          windows=[5, 3])
     for g, x, y in zip(got, a, b):
         assert g.dtype == np.float32
         np.testing.assert_allclose(g, (x.astype(np.float64) + y) / 2, rtol=0, atol=1e-7)
-    assert [x.shape for x in average([a])] == [(5, 3), (3, 3)]
+    assert [x.shape for x in combined([a])] == [(5, 3), (3, 3)]
+    got = ensemble_scores([tmp_path / "a.npz", tmp_path / "b.npz"], member_ids=["aaaa", "bbbb"],
+                          defect_types=TYPES, heats=HEATS, strands=["c1/s1", "c2/s1"],
+                          windows=[5, 3], combine="max")
+    for g, x, y in zip(got, a, b):
+        assert g.dtype == np.float32 and np.array_equal(g, np.maximum(x, y))
+    with pytest.raises(ValueError, match="combine must be mean or max, got 'median'"):
+        combined([a, b], "median")
 
 
 def test_scores_that_are_not_the_models_or_not_these_heats_are_refused(tmp_path: Path) -> None:
@@ -55,7 +62,7 @@ def test_scores_that_are_not_the_models_or_not_these_heats_are_refused(tmp_path:
 
     def refused(files: list[Path], match: str, **over: object) -> None:
         with pytest.raises(ScoresError, match=match):
-            mean_scores(files, **{**good, **over})  # type: ignore[arg-type]
+            ensemble_scores(files, **{**good, **over})  # type: ignore[arg-type]
 
     refused(f, "scores of model aaaa, not of bbbb", member_ids=["bbbb"])
     refused(f, "1 --scores file", member_ids=["aaaa", "bbbb"])
@@ -94,8 +101,8 @@ def _chooser(model: Path, *extra: str) -> list[str]:
             "1", "--grid", "0.3:0.7:0.05", "--threads", "1", *extra]
 
 
-def test_ensemble_scores_are_the_mean_of_its_members_scores(runs: list[Path],
-                                                            tmp_path: Path) -> None:
+def test_ensemble_scores_are_the_mean_or_max_of_its_members_scores(runs: list[Path],
+                                                                   tmp_path: Path) -> None:
     """What lets the chooser judge an ensemble from its members' saved scores."""
     from simulators.caster import generate
     from simulators.caster.config import load_config
@@ -105,17 +112,21 @@ def test_ensemble_scores_are_the_mean_of_its_members_scores(runs: list[Path],
 
     members = [load_checkpoint(p) for p in runs[:2]]
     save_ensemble(tmp_path / "ens.pt", members)
+    save_ensemble(tmp_path / "max.pt", members, combine="max")
     ens = load_checkpoint(tmp_path / "ens.pt")
     assert ens.scored_ids == [m.model_id for m in members] and members[0].scored_ids == [
         members[0].model_id]
     heats = generate(load_config(SMALL), seed=8001, strands_per_caster=1, hours=0.3)
     series, _ = load_series(heats, ens.channels, ens.defect_types)
     direct = model_scores(ens, series, 60, progress=False)
-    mean = average([model_scores(m, series, 60, progress=False) for m in members])
-    one = model_scores(members[0], series, 60, progress=False)
-    for d, m, o in zip(direct, mean, one):
+    each = [model_scores(m, series, 60, progress=False) for m in members]
+    for d, m, o in zip(direct, combined(each), each[0]):
         np.testing.assert_allclose(d, m, rtol=0, atol=2e-6)
         assert np.abs(d - o).max() > 1e-3  # the second member moves it
+    largest = model_scores(load_checkpoint(tmp_path / "max.pt"), series, 60, progress=False)
+    for d, m, o in zip(largest, combined(each, "max"), direct):
+        np.testing.assert_allclose(d, m, rtol=0, atol=2e-6)
+        assert np.abs(d - o).max() > 1e-3  # not the mean
 
 
 def test_chooser_reads_saved_scores_for_the_model_and_for_an_ensemble(
@@ -167,7 +178,6 @@ def test_ensemble_choice_judges_every_ensemble_as_the_chooser_would(
         runs: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from streamer.evaluation.ensemble_choice import main
     from streamer.evaluation.thresholds import main as chooser
-    from streamer.model.checkpoint import load_checkpoint, save_ensemble
 
     args = []
     for p in runs:
@@ -186,20 +196,57 @@ def test_ensemble_choice_judges_every_ensemble_as_the_chooser_would(
     assert key == sorted(key) and rec["chosen"] == rec["ensembles"][0]["members"]
     assert f"chosen: {rec['ensembles'][0]['label']}" in out
 
-    # the same numbers as the chooser for that ensemble, scored directly
-    ids = {load_checkpoint(p).model_id: p for p in runs}
-    row = next(r for r in rec["ensembles"] if r["label"] == "A+C")
-    save_ensemble(tmp_path / "ac.pt", [load_checkpoint(ids[m]) for m in row["members"]])
-    assert chooser(_chooser(tmp_path / "ac.pt", "--json", str(tmp_path / "ac.json"))) == 0
-    direct = json.loads((tmp_path / "ac.json").read_text())
-    assert direct["alarm_by_type"] == row["thresholds"]
-    for t in TYPES:
-        assert direct["per_type"][t]["chosen"]["caught"] == row["caught"][t]
-        assert direct["per_type"][t]["chosen"]["false_alarms"] == row["false_alarms"][t]
+    # (that its rows are the chooser's numbers: the test below, on a trained model)
+    assert main([*args, "--sizes", "2", "--grid", "0.3:0.7:0.05", "--combine", "max"]) == 0
+    assert "== 3 max ensembles of 3 runs" in capsys.readouterr().out
 
     # a gate nobody meets
     assert main([*args, "--grid", "0.3:0.7:0.05", "--need", "sticker=999"]) == 0
     assert "chosen: none passes the gate" in capsys.readouterr().out
+
+
+def test_ensemble_choice_rows_are_the_choosers_numbers_for_mean_and_max(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The shipped model and an untrained one of its channels: ensemble_choice's row for
+    the pair is what the chooser finds for that ensemble built and scored directly, for
+    either combination, and the two combinations differ. A trained member makes events
+    caught and thresholds other than the reference possible, so the comparison can fail."""
+    from streamer.app import default_model_path
+    from streamer.evaluation.ensemble_choice import main
+    from streamer.evaluation.thresholds import main as chooser
+    from streamer.model.checkpoint import load_checkpoint, save_ensemble
+    from tests.daemon_helpers import CHANNELS
+
+    trained = default_model_path("single")
+    other = tmp_path / "u.pt"
+    untrained_checkpoint(other, CHANNELS, seed=3)
+
+    def dev(model: Path, *extra: str) -> list[str]:
+        return [str(model), "--seed", "8001", "--strands", "1", "--hours", "1.5", "--grid",
+                "0.5:0.98:0.04", "--threads", "1", "--total-budget", "100", *extra]
+
+    for p, name in ((trained, "a"), (other, "b")):
+        assert chooser(dev(p, "--save-scores", str(tmp_path / f"{name}.npz"))) == 0
+    members = [load_checkpoint(trained), load_checkpoint(other)]
+    rows = {}
+    for combine in ("mean", "max"):
+        capsys.readouterr()
+        assert main(["--run", str(trained), str(tmp_path / "a.npz"), "--run", str(other),
+                     str(tmp_path / "b.npz"), "--grid", "0.5:0.98:0.04", "--total-budget",
+                     "100", "--combine", combine, "--json", str(tmp_path / "c.json")]) == 0
+        (row,) = json.loads((tmp_path / "c.json").read_text())["ensembles"]
+        ens = tmp_path / f"{combine}.pt"
+        save_ensemble(ens, members, combine=combine)
+        assert chooser(dev(ens, "--json", str(tmp_path / "d.json"))) == 0
+        direct = json.loads((tmp_path / "d.json").read_text())
+        assert direct["alarm_by_type"] == row["thresholds"]
+        for t in TYPES:
+            assert direct["per_type"][t]["chosen"]["caught"] == row["caught"][t]
+            assert direct["per_type"][t]["chosen"]["false_alarms"] == row["false_alarms"][t]
+        assert sum(row["caught"].values()) > 0
+        rows[combine] = row
+    assert (rows["mean"]["thresholds"], rows["mean"]["caught"], rows["mean"]["false_alarms"]) \
+        != (rows["max"]["thresholds"], rows["max"]["caught"], rows["max"]["false_alarms"])
 
 
 def test_ensemble_choice_refuses_mismatched_runs(runs: list[Path], tmp_path: Path,

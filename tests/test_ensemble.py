@@ -1,5 +1,6 @@
 """Ensembles (streamer/model/ensemble.py, checkpoint kind "ensemble", `streamer model
-ensemble`): the mean of the members' probabilities, every member checked on load, refusals."""
+ensemble`): the mean (or the max) of the members' probabilities, every member checked on
+load, refusals."""
 
 from __future__ import annotations
 
@@ -51,6 +52,19 @@ def test_probability_is_the_mean_of_the_members(members: list[Path]) -> None:
         m.get_model_info()["total_parameters"] for m in models)
 
 
+def test_a_max_ensemble_takes_the_largest_member_probability(members: list[Path]) -> None:
+    models = [load_checkpoint(p).model for p in members]
+    x, lengths = batch()
+    probs = torch.stack([m.predict_proba(x, lengths) for m in models])
+    ens = DefectEnsemble(models, combine="max").eval()
+    torch.testing.assert_close(ens.predict_proba(x, lengths), probs.amax(0), atol=1e-6, rtol=0)
+    mean = DefectEnsemble(models).eval().predict_proba(x, lengths)
+    assert (ens.predict_proba(x, lengths) - mean).abs().max() > 1e-3  # not the mean
+    assert ens.get_model_info()["combine"] == "max"
+    with pytest.raises(ModelConfigError, match="combine must be one of mean, max, got 'median'"):
+        DefectEnsemble(models, combine="median")
+
+
 def test_members_must_share_window_channels_and_outputs(tmp_path: Path,
                                                         members: list[Path]) -> None:
     a = load_checkpoint(members[0]).model
@@ -81,6 +95,36 @@ def test_file_round_trip_and_thresholds(tmp_path: Path, members: list[Path]) -> 
     assert res.step_weights.shape == (6, 30) and res.channel_weights.shape == (6, 29)
 
 
+def test_max_ensemble_file_round_trip_and_its_own_id(tmp_path: Path,
+                                                     members: list[Path]) -> None:
+    """The combination is part of the id: the same members averaged are another model.
+    Files written before ``combine`` existed hold no such key and are means."""
+    loaded = [load_checkpoint(p) for p in members[:2]]
+    ids = [m.model_id for m in loaded]
+    mean_id = save_ensemble(tmp_path / "mean.pt", loaded)
+    max_id = save_ensemble(tmp_path / "max.pt", loaded, combine="max")
+    assert mean_id == ensemble_id_of(ids) and max_id == ensemble_id_of(ids, "max") != mean_id
+    ens = load_checkpoint(tmp_path / "max.pt")
+    assert ens.combine == "max" and ens.model.combine == "max" and ens.model_id == max_id
+    assert ens.scored_ids == ids
+    x, lengths = batch()
+    direct = DefectEnsemble([m.model for m in loaded], combine="max").eval()
+    torch.testing.assert_close(ens.model(x, lengths), direct(x, lengths))
+
+    _resave(tmp_path / "mean.pt", lambda p: p.pop("combine"))  # as written before "max"
+    old = load_checkpoint(tmp_path / "mean.pt")
+    assert old.combine == "mean" and old.model_id == mean_id
+    _resave(tmp_path / "max.pt", lambda p: p.__setitem__("combine", "mean"))
+    with pytest.raises(CheckpointError, match="members' hash .* their combination"):
+        load_checkpoint(tmp_path / "max.pt")
+    _resave(tmp_path / "max.pt", lambda p: p.__setitem__("combine", "median"))
+    with pytest.raises(CheckpointError, match="max.pt: ensemble combine must be one of"):
+        load_checkpoint(tmp_path / "max.pt")
+    with pytest.raises(CheckpointError, match="combine must be one of mean, max"):
+        save_ensemble(tmp_path / "bad.pt", loaded, combine="median")
+    assert not (tmp_path / "bad.pt").exists()
+
+
 def _resave(path: Path, change: Callable[[dict], object]) -> None:
     payload = torch.load(path, weights_only=True)
     change(payload)
@@ -91,7 +135,7 @@ def _resave(path: Path, change: Callable[[dict], object]) -> None:
     (lambda p: p["members"][1]["state_dict"].__setitem__(
         "head.bias", p["members"][1]["state_dict"]["head.bias"] + 1),
      r"member 1: content hash .* != stored model id"),
-    (lambda p: p["members"].reverse(), r"members' hash .* \(members were changed or reordered\)"),
+    (lambda p: p["members"].reverse(), r"members' hash .* \(members or their combination changed, or members reordered\)"),
     (lambda p: p["members"].pop() and p["members"].pop(), "members is not a list of at least 2"),
     (lambda p: p["members"][2].pop("config"), "member 2: missing config"),
     (lambda p: p.pop("members"), "missing members"),
@@ -150,6 +194,14 @@ def test_cli_builds_an_ensemble_and_info_shows_it(tmp_path: Path, members: list[
     res = CliRunner().invoke(cli, ["model", "ensemble", "--out", str(tmp_path / "e2.pt"),
                                    str(members[0]), str(bad)])
     assert res.exit_code != 0 and "bad.pt" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(cli, ["model", "ensemble", "--combine", "max", "--out",
+                                   str(tmp_path / "max.pt"), *map(str, members[:2])])
+    assert res.exit_code == 0 and "max ensemble" in res.output, res.output
+    made = load_checkpoint(tmp_path / "max.pt")
+    assert made.combine == "max" and "--combine max" in made.metadata["command"]
+    res = CliRunner().invoke(cli, ["model", "ensemble", "--combine", "median", "--out",
+                                   str(tmp_path / "e3.pt"), *map(str, members[:2])])
+    assert res.exit_code != 0 and "'median' is not one of 'mean', 'max'" in res.output
 
 
 def test_the_shipped_ensemble_holds_the_shipped_model_and_its_own_thresholds() -> None:

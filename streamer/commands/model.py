@@ -106,10 +106,14 @@ def info(path: Path, as_json: bool) -> None:
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Ensemble checkpoint to write.")
-def ensemble(members: tuple[Path, ...], out: Path) -> None:
+@click.option("--combine", type=click.Choice(["mean", "max"]), default="mean", show_default=True,
+              help="The ensemble's probability of a type: the mean of the members' or the "
+                   "largest.")
+def ensemble(members: tuple[Path, ...], out: Path, combine: str) -> None:
     """Join checkpoints of one window, channel list and outputs into one ensemble checkpoint
-    whose probability is the mean of theirs (docs/model.md). The first explains alerts.
-    Choose its alarm thresholds afterwards (python -m streamer.evaluation.thresholds).
+    whose probability is the mean (or --combine max: the largest) of theirs (docs/model.md).
+    The first explains alerts. Choose its alarm thresholds afterwards (python -m
+    streamer.evaluation.thresholds).
 
     \b
     Example:
@@ -126,11 +130,12 @@ def ensemble(members: tuple[Path, ...], out: Path) -> None:
                                        "data_seeds", "wall_time_s")}}
                         for p, m in zip(members, loaded)],
             "command": "streamer model ensemble --out " + " ".join(
-                [str(out), *map(str, members)]),
-        })
+                [str(out), *(["--combine", combine] if combine != "mean" else []),
+                 *map(str, members)]),
+        }, combine=combine)
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"wrote {out} (ensemble {model_id} of {len(loaded)}: "
+    click.echo(f"wrote {out} ({combine} ensemble {model_id} of {len(loaded)}: "
                + ", ".join(m.model_id for m in loaded) + ")")
 
 

@@ -1,10 +1,10 @@
 """Saved scores of development heats: score once per model, choose for any ensemble of them.
 
-Scoring the development heats is the chooser's whole cost (about 12 minutes per model for
+Scoring the development heats is the chooser's whole cost (14-16 minutes per model for
 three seeds on two cores); sweeping thresholds over the scores takes seconds. An ensemble's
-probability is the mean of its members' (:mod:`streamer.model.ensemble`), so its scores are
-the mean of theirs, and an ensemble of M members needs M scorings, not one per candidate
-ensemble. ``python -m streamer.evaluation.thresholds MODEL --save-scores FILE`` writes one
+probability is the mean, or the largest, of its members' (:mod:`streamer.model.ensemble`), so
+its scores are the mean (the maximum) of theirs, and an ensemble of M members needs M
+scorings, not one per candidate ensemble. ``python -m streamer.evaluation.thresholds MODEL --save-scores FILE`` writes one
 model's scores; ``--scores FILE`` (once per member, for an ensemble ``MODEL``) reads them
 instead of scoring. What is checked before scores are used:
 
@@ -70,13 +70,14 @@ def load_scores(path: str | Path) -> tuple[dict[str, Any], list[np.ndarray]]:
     return meta, scores
 
 
-def mean_scores(files: Sequence[str | Path], *, member_ids: Sequence[str],
-                defect_types: Sequence[str], heats: Mapping[str, Any],
-                strands: Sequence[str], windows: Sequence[int],
-                model_id: str | None = None) -> list[np.ndarray]:
-    """The mean over ``files`` (one per member id, any order) of their per-strand scores,
-    after the checks in the module docstring; one file of ``model_id`` itself (an
-    ensemble's own saved scores) is taken as it is. Raises :class:`ScoresError`."""
+def ensemble_scores(files: Sequence[str | Path], *, member_ids: Sequence[str],
+                    defect_types: Sequence[str], heats: Mapping[str, Any],
+                    strands: Sequence[str], windows: Sequence[int],
+                    model_id: str | None = None, combine: str = "mean") -> list[np.ndarray]:
+    """The ``combine`` (:func:`combined`) over ``files`` (one per member id, any order) of
+    their per-strand scores, after the checks in the module docstring; one file of
+    ``model_id`` itself (an ensemble's own saved scores) is taken as it is. Raises
+    :class:`ScoresError`."""
     read = [(path, *load_scores(path)) for path in files]
     if model_id is not None and len(read) == 1 and read[0][1].get("model_id") == model_id:
         member_ids = [model_id]
@@ -94,7 +95,7 @@ def mean_scores(files: Sequence[str | Path], *, member_ids: Sequence[str],
         seen[mid] = path
         check_heats(path, meta, defect_types, heats)
         check_strands(path, meta, scores, strands, windows, len(defect_types))
-    return average([scores for _, _, scores in read])
+    return combined([scores for _, _, scores in read], combine)
 
 
 def check_heats(path: str | Path, meta: Mapping[str, Any], defect_types: Sequence[str],
@@ -119,9 +120,15 @@ def check_strands(path: str | Path, meta: Mapping[str, Any], scores: Sequence[np
             raise ScoresError(f"{path}: {name}: scores of shape {s.shape}, expected ({n}, {k})")
 
 
-def average(members: Sequence[Sequence[np.ndarray]]) -> list[np.ndarray]:
-    """Per strand, the mean over ``members`` (each a list of per-strand scores) of their
-    scores: what an ensemble of them scores (float32, summed in float64)."""
+def combined(members: Sequence[Sequence[np.ndarray]], combine: str = "mean"
+             ) -> list[np.ndarray]:
+    """Per strand, what an ensemble of ``members`` (each a list of per-strand scores) scores:
+    the mean of their scores (float32, summed in float64) or, ``combine="max"``, the largest."""
+    if combine == "max":
+        return [np.max([m[i] for m in members], axis=0).astype(np.float32)
+                for i in range(len(members[0]))]
+    if combine != "mean":
+        raise ValueError(f"combine must be mean or max, got {combine!r}")
     n = len(members)
     return [(np.sum([m[i].astype(np.float64) for m in members], axis=0) / n).astype(np.float32)
             for i in range(len(members[0]))]

@@ -1,8 +1,8 @@
 """Which ensemble of trained runs to build: every one of a few sizes, judged on development heats.
 
 Each run is scored once (``python -m streamer.evaluation.thresholds RUN --save-scores
-FILE``); an ensemble's scores are the mean of its members' (:mod:`streamer.evaluation.dev_scores`),
-so this tool judges every ensemble of ``--sizes`` members without scoring again: it chooses
+FILE``); an ensemble's scores are the mean of its members' or, ``--combine max``, the largest
+(:mod:`streamer.evaluation.dev_scores`), so this tool judges every ensemble of ``--sizes`` members without scoring again: it chooses
 each one's thresholds by the chooser's rule (:mod:`streamer.evaluation.thresholds`, same
 budgets, reference, margin and ``--on-delay``), counts what they catch and their false alarms,
 and applies a gate fixed beforehand (``--need TYPE=N`` caught, ``--max-false-alarms``).
@@ -16,7 +16,7 @@ file must agree), simulated once for the ground truth.
         --grid 0.5:0.98:0.02 --need sticker=431,crack=453,slag=414 --max-false-alarms 25
 
 Build the chosen one with ``streamer model ensemble --out ENS.pt`` (members in the order
-printed) and write its thresholds with ``python -m streamer.evaluation.thresholds ENS.pt
+printed, the same ``--combine``) and write its thresholds with ``python -m streamer.evaluation.thresholds ENS.pt
 --scores ... --write`` and the same settings: the same numbers, from the same scores.
 """
 
@@ -37,9 +37,9 @@ from streamer.config import AlertSettings
 from streamer.evaluation.dev_scores import (
     HEATS_KEYS,
     ScoresError,
-    average,
     check_heats,
     check_strands,
+    combined,
     load_scores,
 )
 from streamer.evaluation.thresholds import (
@@ -93,10 +93,11 @@ def subsets(n: int, sizes: Sequence[int]) -> list[tuple[int, ...]]:
 def judge(members: tuple[int, ...], scores: Sequence[Sequence[np.ndarray]], series: Sequence[Any],
           truth: Sequence[Any], types: Sequence[str], thresholds: Sequence[float],
           min_fill: int, hz: float, on_delay: Mapping[str, float],
-          budgets: Mapping[str, float], reference: float, margin: float = MARGIN) -> Judged:
-    """The chooser's rule on the mean of the members' scores."""
-    mean = average([scores[m] for m in members])
-    points, _ = sweep_scores(series, mean, truth, types, thresholds, min_fill, hz, on_delay)
+          budgets: Mapping[str, float], reference: float, margin: float = MARGIN,
+          combine: str = "mean") -> Judged:
+    """The chooser's rule on the members' scores combined as the ensemble would."""
+    ens = combined([scores[m] for m in members], combine)
+    points, _ = sweep_scores(series, ens, truth, types, thresholds, min_fill, hz, on_delay)
     choices = choose_all(points, budgets, reference, margin)
     return Judged(members, choices, {t: sum(e.type == t for e in truth) for t in types})
 
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                     metavar=("CHECKPOINT", "SCORES"),
                     help="a trained run and its scores of the development heats "
                          "(thresholds --save-scores); at least two")
+    ap.add_argument("--combine", choices=["mean", "max"], default="mean",
+                    help="an ensemble's probability: the mean of its members' or the largest")
     ap.add_argument("--sizes", default=None,
                     help="ensemble sizes, e.g. 2,3 (default: 2 up to all the runs)")
     ap.add_argument("--grid", default="0.5:0.95:0.025", help="START:STOP:STEP")
@@ -196,11 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     budgets = default_budgets(types, args.total_budget)
     names = letters(len(runs))
     judged = [judge(m, scores, series, truth, types, thresholds, heats["min_fill"], hz,
-                    on_delay, budgets, reference, args.margin)
+                    on_delay, budgets, reference, args.margin, args.combine)
               for m in subsets(len(runs), sizes)]
     judged.sort(key=lambda j: j.rank_key(types))
 
-    print(f"== {len(judged)} ensembles of {len(runs)} runs on dev seed "
+    print(f"== {len(judged)} {args.combine} ensembles of {len(runs)} runs on dev seed "
           f"{'+'.join(map(str, seeds))} ({heats['strands_per_caster']} strands per caster, "
           f"{heats['hours']:g} h), on-delay {describe_delays(on_delay)}")
     for name, (ckpt, _), lm in zip(names, runs, loaded):
@@ -229,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump({"heats": heats | {"strands": len(series)}, "events": events,
-                       "on_delay": on_delay, "need": need,
+                       "combine": args.combine, "on_delay": on_delay, "need": need,
                        "max_false_alarms": args.max_false_alarms,
                        "runs": [lm.model_id for lm in loaded], "ensembles": rows,
                        "chosen": passing[0]["members"] if passing else None}, f, indent=2)

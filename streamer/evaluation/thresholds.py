@@ -82,7 +82,7 @@ from streamer.alarm.thresholds import (
 )
 from streamer.config import AlertSettings
 from streamer.evaluation.data import REPORT_SEEDS
-from streamer.evaluation.dev_scores import ScoresError, mean_scores, save_scores
+from streamer.evaluation.dev_scores import ScoresError, ensemble_scores, save_scores
 from streamer.evaluation.gbt_training import DEFAULT_MAX_WINDOWS, DEFAULT_STRIDE
 from streamer.json_file import json_default, read_json_object
 
@@ -515,11 +515,11 @@ def run_heats(args: argparse.Namespace, seeds: Sequence[int]) -> dict[str, Any]:
 def saved_dev_scores(args: argparse.Namespace, seeds: Sequence[int], loaded: Any,
                      series: Sequence[Any]) -> list[np.ndarray]:
     """``--scores``: the model's scores of ``series`` (every seed's strands, in order) read
-    from its files (:func:`streamer.evaluation.dev_scores.mean_scores`; ScoresError)."""
-    return mean_scores(args.scores, member_ids=loaded.scored_ids, model_id=loaded.model_id,
-                       defect_types=list(loaded.defect_types), heats=run_heats(args, seeds),
-                       strands=[s.strand for s in series],
-                       windows=[max(0, len(s) - args.min_fill + 1) for s in series])
+    from its files (:func:`streamer.evaluation.dev_scores.ensemble_scores`; ScoresError)."""
+    return ensemble_scores(args.scores, member_ids=loaded.scored_ids, model_id=loaded.model_id,
+                           combine=loaded.combine, defect_types=list(loaded.defect_types),
+                           heats=run_heats(args, seeds), strands=[s.strand for s in series],
+                           windows=[max(0, len(s) - args.min_fill + 1) for s in series])
 
 
 class DevScorer:
@@ -601,8 +601,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="also write the model's scores of these heats (for --scores)")
     ap.add_argument("--scores", action="append", default=[], metavar="FILE",
                     help="read the scores from --save-scores files instead of scoring: one "
-                         "per member of an ensemble MODEL (its scores are their mean), or "
-                         "the model's own (streamer.evaluation.dev_scores)")
+                         "per member of an ensemble MODEL (its scores are their mean or max, "
+                         "as it combines them), or the model's own "
+                         "(streamer.evaluation.dev_scores)")
     add_system_args(ap)  # for gbt and rules, the --json record is what --baseline-thresholds reads
     args = ap.parse_args(argv)
 

@@ -18,8 +18,9 @@ with ``weights_only=True``: no pickled code runs on load)::
 An ensemble file (``kind: "ensemble"``, :func:`save_ensemble`) has the same top-level
 channels, defect_types, window and metadata, and instead of config / input_stats /
 state_dict a list ``members``, each with its own model_id, config, input_stats and
-state_dict; its model_id is the hash of the members' ids in order
-(streamer.model.ensemble).
+state_dict, and ``combine`` ("mean" or "max": how their probabilities make the ensemble's;
+a file without it, from before "max" existed, is a mean); its model_id is the hash of the
+members' ids in order and, for "max", the combination (streamer.model.ensemble).
 
 ``load_checkpoint`` checks every part and raises :class:`CheckpointError` naming what is
 wrong; it never returns a model with random weights. Writes are atomic (temp file + rename).
@@ -41,7 +42,7 @@ from typing import Any
 
 import torch
 
-from streamer.model.ensemble import DefectEnsemble
+from streamer.model.ensemble import DefectEnsemble, check_combine
 from streamer.model.lstm import (
     ModelConfigError,
     SteelDefectLSTM,
@@ -80,6 +81,7 @@ class LoadedModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     model_id: str = ""
     member_ids: list[str] = field(default_factory=list)  # an ensemble's members', in order
+    combine: str = "mean"  # an ensemble's: how its members' probabilities make its own
 
     @property
     def scored_ids(self) -> list[str]:
@@ -105,9 +107,11 @@ def model_id_of(
     return h.hexdigest()[:12]
 
 
-def ensemble_id_of(member_ids: list[str]) -> str:
-    """An ensemble's id: the members' content hashes, in order (the first explains)."""
-    return hashlib.sha256(("ensemble:" + ",".join(member_ids)).encode()).hexdigest()[:12]
+def ensemble_id_of(member_ids: list[str], combine: str = "mean") -> str:
+    """An ensemble's id: the members' content hashes, in order (the first explains), and
+    the combination unless it is the mean (whose ids predate the choice)."""
+    head = "ensemble:" if combine == "mean" else f"ensemble:{combine}:"
+    return hashlib.sha256((head + ",".join(member_ids)).encode()).hexdigest()[:12]
 
 
 def _plain(value: Any, where: str) -> Any:
@@ -223,20 +227,25 @@ def check_members(members: Sequence[LoadedModel]) -> None:
 
 
 def save_ensemble(path: str | Path, members: list[LoadedModel],
-                  metadata: dict[str, Any] | None = None) -> str:
+                  metadata: dict[str, Any] | None = None, combine: str = "mean") -> str:
     """Write the loaded checkpoints ``members`` as one ensemble file; return its model id.
 
     They must share channels, defect types and window. Each member keeps its own id; their
     operating thresholds do not carry over (an ensemble's are chosen for it). The metadata
-    gets the members' ``data_seeds`` and ``data`` (their training heats) merged."""
+    gets the members' ``data_seeds`` and ``data`` (their training heats) merged. ``combine``:
+    streamer.model.ensemble.COMBINE."""
     check_members(members)
+    try:
+        check_combine(combine)
+    except ModelConfigError as exc:
+        raise CheckpointError(str(exc)) from None
     first = members[0]
     parts = []
     for m in members:
         state, stats = _weights(m.model)
         parts.append({"model_id": m.model_id, "config": m.config, "input_stats": stats,
                       "state_dict": state})
-    model_id = ensemble_id_of([m.model_id for m in members])
+    model_id = ensemble_id_of([m.model_id for m in members], combine)
     # the members' training data, so that the evaluation refuses their seeds and fits the
     # baselines on the same heats (streamer.evaluation.data.training_seeds, gbt_training)
     seeds = sorted({s for m in members for s in (m.metadata.get("data_seeds") or [])
@@ -256,6 +265,7 @@ def save_ensemble(path: str | Path, members: list[LoadedModel],
         "window": first.window,
         "metadata": _plain(metadata, "metadata"),
         "members": parts,
+        "combine": combine,
     }
     _write_atomic(Path(path), payload)
     return model_id
@@ -347,6 +357,7 @@ def load_checkpoint(
         raise CheckpointError(f"{where}: {_channel_diff(channels, list(expect_channels))}")
 
     member_ids: list[str] = []
+    combine = "mean"
     if not ensemble:
         model = _build_member(where, payload, channels, defect_types, window)
         config = payload["config"]
@@ -362,12 +373,18 @@ def load_checkpoint(
                 raise CheckpointError(f"{where}: member {i}: missing {', '.join(lacking) or 'all'}")
             built.append(_build_member(f"{where}: member {i}", part, channels, defect_types,
                                        window))
-        actual = ensemble_id_of([str(p["model_id"]) for p in members])
+        combine = payload.get("combine", "mean")
+        try:
+            check_combine(combine)
+        except ModelConfigError as exc:
+            raise CheckpointError(f"{where}: {exc}") from None
+        actual = ensemble_id_of([str(p["model_id"]) for p in members], combine)
         if actual != stored_id:
             raise CheckpointError(f"{where}: members' hash {actual} != stored model id "
-                                  f"{stored_id!r} (members were changed or reordered)")
+                                  f"{stored_id!r} (members or their combination changed, or "
+                                  f"members reordered)")
         try:
-            model = DefectEnsemble(built)
+            model = DefectEnsemble(built, combine)
         except ModelConfigError as exc:
             raise CheckpointError(f"{where}: {exc}") from None
         config = members[0]["config"]
@@ -382,6 +399,7 @@ def load_checkpoint(
         metadata=payload["metadata"],
         model_id=stored_id,
         member_ids=member_ids,
+        combine=combine,
     )
 
 
