@@ -4,9 +4,9 @@ Scoring the development heats is the chooser's whole cost (14-16 minutes per mod
 three seeds on two cores); sweeping thresholds over the scores takes seconds. An ensemble's
 probability is the mean, or the largest, of its members' (:mod:`streamer.model.ensemble`), so
 its scores are the mean (the maximum) of theirs, and an ensemble of M members needs M
-scorings, not one per candidate ensemble. ``python -m streamer.evaluation.thresholds MODEL --save-scores FILE`` writes one
-model's scores; ``--scores FILE`` (once per member, for an ensemble ``MODEL``) reads them
-instead of scoring. What is checked before scores are used:
+scorings, not one per candidate ensemble. ``python -m streamer.evaluation.thresholds MODEL
+--save-scores FILE`` writes one model's scores; ``--scores FILE`` (once per member, for an
+ensemble ``MODEL``) reads them instead of scoring. What is checked before scores are used:
 
 - the file's model id is the model's (an ensemble's own saved scores too), or one member's
   of an ensemble, each member exactly once (scores of another model, or a member left out, would choose thresholds for a model

@@ -2,10 +2,10 @@
 
 Each run is scored once (``python -m streamer.evaluation.thresholds RUN --save-scores
 FILE``); an ensemble's scores are the mean of its members' or, ``--combine max``, the largest
-(:mod:`streamer.evaluation.dev_scores`), so this tool judges every ensemble of ``--sizes`` members without scoring again: it chooses
-each one's thresholds by the chooser's rule (:mod:`streamer.evaluation.thresholds`, same
-budgets, reference, margin and ``--on-delay``), counts what they catch and their false alarms,
-and applies a gate fixed beforehand (``--need TYPE=N`` caught, ``--max-false-alarms``).
+(:mod:`streamer.evaluation.dev_scores`), so this tool judges every ensemble of ``--sizes``
+members without scoring again: it chooses each one's thresholds by the chooser's rule
+(:mod:`streamer.evaluation.thresholds`, same budgets, reference, margin and ``--on-delay``),
+counts what they catch and their false alarms, and applies a gate fixed beforehand (``--need TYPE=N`` caught, ``--max-false-alarms``).
 Among those that pass, the first by: fewest false alarms, most events of each type in the
 model's type order, fewer members, the runs' order on the command line. The heats are those
 the scores files were made on (their seeds, strands, hours, simulator config, min_fill; every
@@ -16,8 +16,9 @@ file must agree), simulated once for the ground truth.
         --grid 0.5:0.98:0.02 --need sticker=431,crack=453,slag=414 --max-false-alarms 25
 
 Build the chosen one with ``streamer model ensemble --out ENS.pt`` (members in the order
-printed, the same ``--combine``) and write its thresholds with ``python -m streamer.evaluation.thresholds ENS.pt
---scores ... --write`` and the same settings: the same numbers, from the same scores.
+printed, the same ``--combine``) and write its thresholds with ``python -m
+streamer.evaluation.thresholds ENS.pt --scores ... --write`` and the same settings: the same
+numbers, from the same scores.
 """
 
 from __future__ import annotations
