@@ -135,7 +135,8 @@ def _resave(path: Path, change: Callable[[dict], object]) -> None:
     (lambda p: p["members"][1]["state_dict"].__setitem__(
         "head.bias", p["members"][1]["state_dict"]["head.bias"] + 1),
      r"member 1: content hash .* != stored model id"),
-    (lambda p: p["members"].reverse(), r"members' hash .* \(members or their combination changed, or members reordered\)"),
+    (lambda p: p["members"].reverse(),
+     r"members' hash .* \(members or their combination changed, or members reordered\)"),
     (lambda p: p["members"].pop() and p["members"].pop(), "members is not a list of at least 2"),
     (lambda p: p["members"][2].pop("config"), "member 2: missing config"),
     (lambda p: p.pop("members"), "missing members"),
