@@ -9,8 +9,8 @@ scorings, not one per candidate ensemble. ``python -m streamer.evaluation.thresh
 ensemble ``MODEL``) reads them instead of scoring. What is checked before scores are used:
 
 - the file's model id is the model's (an ensemble's own saved scores too), or one member's
-  of an ensemble, each member exactly once (scores of another model, or a member left out, would choose thresholds for a model
-  that is not the one they are written into);
+  of an ensemble, each member exactly once (scores of another model, or a member left out,
+  would choose thresholds for a model that is not the one they are written into);
 - its heats are those of the run (seeds, strands per caster, hours, simulator config,
   min_fill) and every strand has the same name and number of windows;
 - its defect types are the model's, in order.

@@ -5,7 +5,8 @@ FILE``); an ensemble's scores are the mean of its members' or, ``--combine max``
 (:mod:`streamer.evaluation.dev_scores`), so this tool judges every ensemble of ``--sizes``
 members without scoring again: it chooses each one's thresholds by the chooser's rule
 (:mod:`streamer.evaluation.thresholds`, same budgets, reference, margin and ``--on-delay``),
-counts what they catch and their false alarms, and applies a gate fixed beforehand (``--need TYPE=N`` caught, ``--max-false-alarms``).
+counts what they catch and their false alarms, and applies a gate fixed beforehand
+(``--need TYPE=N`` caught, ``--max-false-alarms``).
 Among those that pass, the first by: fewest false alarms, most events of each type in the
 model's type order, fewer members, the runs' order on the command line. The heats are those
 the scores files were made on (their seeds, strands, hours, simulator config, min_fill; every
@@ -188,10 +189,11 @@ def main(argv: list[str] | None = None) -> int:
         series += dev.series
         truth += dev.truth
         hz = dev.hz
+    strands = [s.strand for s in series]
     windows = [max(0, len(s) - heats["min_fill"] + 1) for s in series]
     try:
         for (_, path), (meta, sc) in zip(runs, loaded_meta):
-            check_strands(path, meta, sc, [s.strand for s in series], windows, len(types))
+            check_strands(path, meta, sc, strands, windows, len(types))
     except ScoresError as exc:
         return fail(str(exc))
     scores = [s for _, s in loaded_meta]
