@@ -148,3 +148,59 @@ def test_config_needs_a_complete_grid_and_names_the_field() -> None:
     del cfg["columns"]
     assert SteelDefectLSTM(cfg).columns is None  # off unless a config asks for it
     assert SteelDefectLSTM(default_config()).columns is not None  # the shipped default has it
+
+
+def peak_reference(x: np.ndarray) -> np.ndarray:
+    """The docstring's peak inputs, one reading at a time: [T, C, 5]."""
+    g = np.stack([[x[:, tc(r, c)] for r in (1, 2, 3)] for c in range(1, 9)], 2).transpose(1, 2, 0)
+    rel = g - g[0]
+    held = np.stack([rel[max(0, t - 4):t + 1].min(0) for t in range(len(x))])
+    peak = np.maximum.accumulate(held, axis=0)
+    return np.clip(np.concatenate([peak / 5, (peak[..., 1:] - peak[..., :-1]) / 5], -1), -10, 10)
+
+
+def test_peak_inputs_equal_the_reference_and_tell_a_growing_rise_from_a_fading_one() -> None:
+    x = window()
+    # column 2: a sticker-like rise, 6 degC in row 1, then 9 degC in row 2 twelve s later
+    x[30:, tc(1, 2)] += np.minimum(np.arange(90) * 0.6, 6.0)
+    x[42:, tc(2, 2)] += np.minimum(np.arange(78) * 0.6, 9.0)
+    # column 6: a weak propagating near-sticker, 5 degC then 2.5 degC (fading)
+    x[30:, tc(1, 6)] += np.minimum(np.arange(90) * 0.5, 5.0)
+    x[45:, tc(2, 6)] += np.minimum(np.arange(75) * 0.5, 2.5)
+    x[60:63, tc(3, 4)] += 60.0  # a 3 s sensor spike: no peak
+    enc = ColumnEncoder(CHANNELS, 8, peaks=True)
+    assert enc.in_features == 16
+    f = enc.features(torch.tensor(x, dtype=torch.float32)[None])[0].double().numpy()
+    np.testing.assert_allclose(f[..., :11], reference(x), atol=2e-4)  # the first 11 unchanged
+    np.testing.assert_allclose(f[..., 11:], peak_reference(x), atol=2e-4)
+    peak, step = f[..., 11:14] * 5, f[..., 14:] * 5  # degC
+    assert peak[119, 1, 0] == pytest.approx(6.0, abs=1.5) and peak[119, 1, 1] > 7.5
+    assert step[119, 1, 0] > 1.5 and step[119, 5, 0] < -1.5  # grows down / fades down
+    assert peak[119, 3, 2] < 2.0  # the spike did not set a peak
+    assert (np.diff(peak, axis=0) >= -1e-6).all()  # a peak never falls within a window
+
+
+def test_peak_inputs_do_not_depend_on_the_padding_and_pack_exactly() -> None:
+    enc = ColumnEncoder(CHANNELS, 8, peaks=True)
+    x = torch.tensor(window(), dtype=torch.float32)[None]
+    for n in (1, 3, 5, 6, 40):
+        torch.testing.assert_close(enc.features(x[:, :n]), enc.features(x)[:, :n])
+    torch.manual_seed(0)
+    cfg = column_config()
+    cfg["columns"]["peaks"] = True
+    m = SteelDefectLSTM(cfg).eval()
+    xs = torch.tensor(np.stack([window(seed=s) for s in range(3)]), dtype=torch.float32)
+    lengths = torch.tensor([120, 70, 9])
+    full = m(xs, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(m(xs[i:i + 1, :n]), full[i:i + 1], atol=1e-5, rtol=0)
+    assert m.get_model_info()["parameters_by_module"]["columns"] == 4 * 8 * (16 + 8 + 2)
+
+
+def test_peak_inputs_are_off_unless_asked_for() -> None:
+    assert default_config()["columns"]["peaks"] is False
+    assert SteelDefectLSTM(default_config()).columns.in_features == 11
+    cfg = column_config()
+    cfg["columns"]["peaks"] = "sometimes"
+    with pytest.raises(ModelConfigError, match=r"columns\.peaks"):
+        SteelDefectLSTM(cfg)

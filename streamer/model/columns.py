@@ -28,8 +28,23 @@ minute or two and then recovers at a sticker's rate; inside a 120 s window that 
 a one-column rise like a sticker's. Against the TC's usual offset from its row it is a
 return to zero, a sticker a rise above it. A window too short to hold any reading before
 the read part (a strand warming up) uses the offset at the read part's start instead, so
-lvl is the offset's change since then. The column's own change and the row's common change are both
-given, so the LSTM can tell a local rise from the whole mould warming after a speed change.
+lvl is the offset's change since then.
+
+With ``peaks`` there are 2R - 1 more::
+
+    peak[r]       largest held rise so far: max over s <= t of (min of rel[r] over the
+                  5 s up to s)                                        / 5 degC   (r = 1..R)
+    peak_step[r]  peak[r+1] - peak[r]                                 / 5 degC   (r = 1..R-1)
+
+Why: a sticker's hot spot grows as it moves down the column (6 -> 9 degC from row 1 to row
+2 in the faintest simulated ones) and a weak propagating near-sticker's fades (0.4-0.7 of
+the row above); the row below rises 3-23 s after the row above, by which time the upper
+row's own rise is falling back. ``peak_step`` compares the two rises whatever that lag is,
+where ``inv`` compares the rows at the same moment. The 5 s minimum keeps a 1-3 s
+sensor spike (30-80 degC) from setting a peak that would last the rest of the window.
+
+The column's own change and the row's common change are both given, so the LSTM can tell a
+local rise from the whole mould warming after a speed change.
 t = 0 is the window's first valid reading, or with ``columns.steps`` the first of the last
 ``steps`` readings (a sticker runs down the three rows in well under a minute; reading 60 of
 120 steps halves the encoder's cost). Padded steps are never read (packed sequences).
@@ -47,6 +62,7 @@ from streamer.model.signatures import tc_grid
 from streamer.model.steps import last_steps
 
 LEVEL_UNIT, RATE_UNIT, RATE_S, CLIP = 5.0, 0.3, 5, 10.0  # degC, degC/s, s, units
+HELD_S = 5  # s: a peak counts a rise held this long (spikes last 1-3 s)
 
 
 class ColumnEncoder(nn.Module):
@@ -54,7 +70,7 @@ class ColumnEncoder(nn.Module):
     column's last LSTM state)."""
 
     def __init__(self, channels: Sequence[str], hidden_size: int, steps: int = 0,
-                 hz: float = 1.0, baseline: int = 0):
+                 hz: float = 1.0, baseline: int = 0, peaks: bool = False):
         super().__init__()
         self.steps = steps  # read only a window's last `steps` readings (0: all of them)
         self.baseline = baseline  # readings before those that give each TC's usual offset
@@ -67,14 +83,17 @@ class ColumnEncoder(nn.Module):
         self.register_buffer("tc_idx", torch.tensor(idx), persistent=False)
         self.rate_steps = max(1, round(RATE_S * hz))
         self.rate_scale = hz / self.rate_steps / RATE_UNIT
-        self.in_features = 4 * self.rows - 1 + (self.rows if baseline else 0)
+        self.peaks = peaks
+        self.held_steps = max(1, round(HELD_S * hz))
+        self.in_features = (4 * self.rows - 1 + (self.rows if baseline else 0)
+                            + (2 * self.rows - 1 if peaks else 0))
         self.hidden_size = hidden_size
         self.out_features = 2 * hidden_size
         self.lstm = nn.LSTM(self.in_features, hidden_size, batch_first=True)
 
     def features(self, x_raw: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
-        """[B, T, C, 4R - 1 (+ R)] per-column inputs (module docstring); ``base`` [B, C, R]:
-        each TC's baseline offset from its row (``offset_baseline``)."""
+        """[B, T, C, 4R - 1 (+ R) (+ 2R - 1)] per-column inputs (module docstring); ``base``
+        [B, C, R]: each TC's baseline offset from its row (``offset_baseline``)."""
         T = x_raw.shape[1]
         tc = self._grid(x_raw)
         rel = tc - tc[:, :1]
@@ -88,6 +107,9 @@ class ColumnEncoder(nn.Module):
         parts = [rel / LEVEL_UNIT, row_rel / LEVEL_UNIT, inv / LEVEL_UNIT, rate]
         if base is not None:
             parts.append((_offsets(tc) - base[:, None]) / LEVEL_UNIT)
+        if self.peaks:
+            peak = _held(rel, self.held_steps).cummax(dim=1).values
+            parts += [peak / LEVEL_UNIT, (peak[..., 1:] - peak[..., :-1]) / LEVEL_UNIT]
         return torch.cat(parts, dim=-1).clamp(-CLIP, CLIP)
 
     def offset_baseline(self, x_raw: torch.Tensor, lengths: torch.Tensor | None
@@ -130,3 +152,12 @@ class ColumnEncoder(nn.Module):
 def _offsets(tc: torch.Tensor) -> torch.Tensor:
     """[B, T, C, R] -> each TC minus the mean of its row over the columns."""
     return tc - tc.mean(dim=2, keepdim=True)
+
+
+def _held(rel: torch.Tensor, k: int) -> torch.Tensor:
+    """[B, T, C, R] -> the minimum over the last k readings (fewer at the start): causal, so
+    a reading never depends on the padding after it."""
+    held = rel.clone()
+    for j in range(1, k):
+        held[:, j:] = torch.minimum(held[:, j:], rel[:, :-j])
+    return held

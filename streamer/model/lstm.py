@@ -117,6 +117,9 @@ class ColumnsConfig(_Section):
     baseline: int = Field(
         0, ge=0, description="also give each TC's offset from its row minus that offset's "
         "mean over the first N readings before the last `steps` (a slow baseline); 0 = off")
+    peaks: bool = Field(
+        False, description="also give each row's largest held rise so far and the row below's "
+        "minus the row above's (a sticker grows down its column, a near-sticker fades)")
 
 
 class OutputConfig(_Section):
@@ -317,7 +320,7 @@ class SteelDefectLSTM(LogitModel):
 
         col = self.config["columns"]
         self.columns = (ColumnEncoder(channels, col["hidden_size"], col["steps"],
-                                      baseline=col["baseline"])
+                                      baseline=col["baseline"], peaks=col["peaks"])
                         if col["enabled"] else None)
         if self.columns is not None:
             d += self.columns.out_features  # the head reads [pooled, column summary]
