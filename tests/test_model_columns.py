@@ -33,11 +33,16 @@ def tc(r: int, c: int) -> int:
     return CHANNELS.index(f"tc_r{r}_c{c}")
 
 
+def grid(x: np.ndarray) -> np.ndarray:
+    """[T, F] readings -> [T, C, R] thermocouples."""
+    g = np.stack([[x[:, tc(r, c)] for r in (1, 2, 3)] for c in range(1, 9)], 2)  # [R, T, C]
+    return g.transpose(1, 2, 0)
+
+
 def reference(x: np.ndarray) -> np.ndarray:
     """The docstring's table for every column, one reading at a time: [T, C, 11]."""
     T = len(x)
-    g = np.stack([[x[:, tc(r, c)] for r in (1, 2, 3)] for c in range(1, 9)], 2)  # [R, T, C]
-    g = g.transpose(1, 2, 0)  # [T, C, R]
+    g = grid(x)
     rel = g - g[0]
     row_rel = np.broadcast_to(rel.mean(1, keepdims=True), rel.shape)
     step = g[..., 1:] - g[..., :-1]
@@ -152,7 +157,7 @@ def test_config_needs_a_complete_grid_and_names_the_field() -> None:
 
 def peak_reference(x: np.ndarray) -> np.ndarray:
     """The docstring's peak inputs, one reading at a time: [T, C, 5]."""
-    g = np.stack([[x[:, tc(r, c)] for r in (1, 2, 3)] for c in range(1, 9)], 2).transpose(1, 2, 0)
+    g = grid(x)
     rel = g - g[0]
     held = np.stack([rel[max(0, t - 4):t + 1].min(0) for t in range(len(x))])
     peak = np.maximum.accumulate(held, axis=0)

@@ -58,7 +58,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from streamer.model.signatures import tc_grid
+from streamer.model.signatures import rolling_min, tc_grid
 from streamer.model.steps import last_steps
 
 LEVEL_UNIT, RATE_UNIT, RATE_S, CLIP = 5.0, 0.3, 5, 10.0  # degC, degC/s, s, units
@@ -108,7 +108,7 @@ class ColumnEncoder(nn.Module):
         if base is not None:
             parts.append((_offsets(tc) - base[:, None]) / LEVEL_UNIT)
         if self.peaks:
-            peak = _held(rel, self.held_steps).cummax(dim=1).values
+            peak = rolling_min(rel, self.held_steps).cummax(dim=1).values
             parts += [peak / LEVEL_UNIT, (peak[..., 1:] - peak[..., :-1]) / LEVEL_UNIT]
         return torch.cat(parts, dim=-1).clamp(-CLIP, CLIP)
 
@@ -152,12 +152,3 @@ class ColumnEncoder(nn.Module):
 def _offsets(tc: torch.Tensor) -> torch.Tensor:
     """[B, T, C, R] -> each TC minus the mean of its row over the columns."""
     return tc - tc.mean(dim=2, keepdim=True)
-
-
-def _held(rel: torch.Tensor, k: int) -> torch.Tensor:
-    """[B, T, C, R] -> the minimum over the last k readings (fewer at the start): causal, so
-    a reading never depends on the padding after it."""
-    held = rel.clone()
-    for j in range(1, k):
-        held[:, j:] = torch.minimum(held[:, j:], rel[:, :-j])
-    return held

@@ -154,10 +154,15 @@ def _rolling_mean(x: torch.Tensor, k: int) -> torch.Tensor:
     return (c[:, 1:] - before) / n
 
 
+def rolling_min(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Minimum of the last k readings (fewer at the start) along dim 1 of x [B, T, ...]:
+    causal, so a reading never depends on the padding after it."""
+    B, T = x.shape[:2]
+    y = x.reshape(B, T, -1).transpose(1, 2)  # [B, F, T]
+    y = F.pad(y, (k - 1, 0), mode="replicate")  # the first reading stands in before it
+    return (-F.max_pool1d(-y, k, stride=1)).transpose(1, 2).reshape(x.shape)
+
+
 def _rolling_range(x: torch.Tensor, k: int) -> torch.Tensor:
     """max - min of the last k readings along dim 1, for x [B, T, 1]."""
-    y = x.transpose(1, 2)  # [B, 1, T]
-    y = F.pad(y, (k - 1, 0), mode="replicate")
-    hi = F.max_pool1d(y, k, stride=1)
-    lo = -F.max_pool1d(-y, k, stride=1)
-    return (hi - lo).transpose(1, 2)
+    return -rolling_min(-x, k) - rolling_min(x, k)
