@@ -585,6 +585,46 @@ def test_ema_keeps_the_average_of_the_weights(small_source: Source,
         make_train_config({"ema_decay": 1.0})
 
 
+def test_keep_last_runs_every_epoch_and_keeps_the_final_weights(
+        small_source: Source, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``early_stopping.keep: last``: patience never stops the run, and the saved weights are
+    the last step's, whichever epoch scored best; ``best`` (the default) stops and restores."""
+    steps: list[list[torch.Tensor]] = []
+    step = torch.optim.AdamW.step
+
+    def recording_step(self, *a, **kw):
+        out = step(self, *a, **kw)
+        steps.append([p.detach().clone() for g in self.param_groups for p in g["params"]])
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    # min_delta 1 is more than any PR-AUC can improve: only epoch 1 counts as the best
+    stop = {"patience": 1, "min_delta": 1.0}
+    res = train([small_source], tiny_model_config(),
+                tiny_train_config(epochs=3, calibrate=False,
+                                  early_stopping={**stop, "keep": "last"}),
+                progress=False, log=lambda m: None)
+    m = res.metadata
+    assert (m["epochs_run"], m["best_epoch"], m["kept_epoch"]) == (3, 1, 3)
+    assert m["stopped"] == "epochs" and m["early_stopping"]["keep"] == "last"
+    for g, last in zip(res.model.parameters(), steps[-1]):
+        torch.testing.assert_close(g.detach(), last)
+    per_epoch = len(steps) // 3
+
+    steps.clear()
+    res = train([small_source], tiny_model_config(),
+                tiny_train_config(epochs=3, calibrate=False, early_stopping=stop),
+                progress=False, log=lambda m: None)
+    m = res.metadata
+    assert (m["epochs_run"], m["best_epoch"], m["kept_epoch"]) == (2, 1, 1)
+    assert m["stopped"] == "early_stopping" and m["early_stopping"]["keep"] == "best"
+    assert len(steps) == 2 * per_epoch
+    for g, first in zip(res.model.parameters(), steps[per_epoch - 1]):
+        torch.testing.assert_close(g.detach(), first)
+    with pytest.raises(TrainConfigError, match="early_stopping.keep"):
+        make_train_config({"early_stopping": {"keep": "first"}})
+
+
 def test_input_stats_come_from_training_heats_only(small_source: Source, trained) -> None:
     segs, _ = prepare_segments([small_source], small_source.heats.channels)
     tr, va = split_train_segments(segs, 0.34, 0)

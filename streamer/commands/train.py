@@ -42,6 +42,8 @@ def _fail(msg: str, code: int = 2) -> None:
 @click.option("--seed", type=int, help="Seed of weights, sampling and the heat split.")
 @click.option("--val-fraction", type=float, help="Share of heats held out for validation.")
 @click.option("--patience", type=int, help="Early-stopping patience in epochs.")
+@click.option("--keep", type=click.Choice(["best", "last"]),
+              help="Keep the best epoch's weights (early stopping) or the last epoch's.")
 @click.option("--ema-decay", type=float,
               help="Keep and save a moving average of the weights with this decay per step.")
 @click.option("--members", type=int,
@@ -56,7 +58,7 @@ def train(data_dirs: tuple[str, ...], simulate: bool, sim_config: str, sim_seed:
           train_config: str | None, epochs: int | None, max_minutes: float | None,
           batch_size: int | None, windows_per_epoch: int | None, lr: float | None,
           seed: int | None, val_fraction: float | None, patience: int | None,
-          ema_decay: float | None, members: int | None, device: str | None,
+          keep: str | None, ema_decay: float | None, members: int | None, device: str | None,
           threads: int | None, report: str | None, quiet: bool) -> None:
     """Train the defect model; validation heats are split off by heat.
 
@@ -86,7 +88,9 @@ def train(data_dirs: tuple[str, ...], simulate: bool, sim_config: str, sim_seed:
                                 batch_size=batch_size, windows_per_epoch=windows_per_epoch,
                                 lr=lr, seed=seed, val_fraction=val_fraction, ema_decay=ema_decay,
                                 members=members, device=device,
-                                threads=threads, **{"early_stopping.patience": patience})
+                                threads=threads,
+                                **{"early_stopping.patience": patience,
+                                   "early_stopping.keep": keep})
     except TrainConfigError as exc:
         _fail(str(exc))
     try:
@@ -136,8 +140,10 @@ def train(data_dirs: tuple[str, ...], simulate: bool, sim_config: str, sim_seed:
 
 def _echo_run(m: dict, defect_types: list[str]) -> None:
     """One training run's summary: epochs, validation metrics and events."""
-    click.echo(f"  {m['epochs_run']} epochs, best {m['best_epoch']} ({m['stopped']}), "
-               f"{m['wall_time_s']:.0f} s")
+    kept = m.get("kept_epoch", m["best_epoch"])
+    which = f"best {m['best_epoch']}" if kept == m["best_epoch"] else \
+        f"kept {kept} (best {m['best_epoch']})"
+    click.echo(f"  {m['epochs_run']} epochs, {which} ({m['stopped']}), {m['wall_time_s']:.0f} s")
     vm = m["val_metrics"]
     for t in [*defect_types, "any"]:
         if t in vm and "roc_auc" in vm[t]:

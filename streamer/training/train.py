@@ -115,6 +115,12 @@ class EarlyStoppingConfig(_Section):
     metric: Literal["mean_pr_auc", "val_loss"] = "mean_pr_auc"
     patience: int = Field(5, ge=1, description="epochs without improvement before stopping")
     min_delta: float = Field(1e-4, ge=0)
+    keep: Literal["best", "last"] = Field(
+        "best", description="best: the epoch with the best metric is kept, and training stops "
+        "after `patience` epochs without improvement; last: every epoch runs and the final "
+        "weights are kept (the metric is still logged). Why last: on ~13 validation heats the "
+        "best epoch is a noisy pick, and it has picked epoch 3 of 10, with the learning rate "
+        "still at 79 %")
 
 
 class TrainConfig(_Section):
@@ -529,6 +535,7 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
             use_buffers=True)
     kept = model if ema is None else ema.module
     higher = cfg.early_stopping.metric == "mean_pr_auc"
+    keep_last = cfg.early_stopping.keep == "last"
     best_val, best_epoch, best_state, bad_epochs = None, 0, None, 0
     history: list[dict[str, Any]] = []
     stopped = "epochs"
@@ -582,16 +589,20 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
             + f" ({train_s:.0f} s){' *' if improved else ''}")
         if improved:
             best_val, best_epoch, bad_epochs = value, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
+            if not keep_last:
+                best_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
         else:
             bad_epochs += 1
         if out_of_time:
             stopped = "max_minutes"
             break
-        if bad_epochs >= cfg.early_stopping.patience:
+        if not keep_last and bad_epochs >= cfg.early_stopping.patience:
             stopped = "early_stopping"
             break
 
+    kept_epoch = len(history) if keep_last else best_epoch
+    if keep_last:
+        best_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
     model.load_state_dict(best_state)
     model.eval()
     scored = score_segments(model, val_segs, window, cfg.min_fill, 1, device=device)
@@ -626,8 +637,10 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
                         "readings": int(sum(len(g) for g in train_segs)),
                         "relative_std": None if rel_std is None else "std of x_t - x_first "
                         "over training windows at evenly spaced starts"},
-        "epochs_run": len(history), "best_epoch": best_epoch, "stopped": stopped,
-        "early_stopping": {"metric": cfg.early_stopping.metric, "best": best_val},
+        "epochs_run": len(history), "best_epoch": best_epoch, "kept_epoch": kept_epoch,
+        "stopped": stopped,
+        "early_stopping": {"metric": cfg.early_stopping.metric, "best": best_val,
+                           "keep": cfg.early_stopping.keep},
         "history": history,
         "calibration": calibration,
         "val_metrics_uncalibrated": raw_metrics,
