@@ -555,10 +555,8 @@ def test_training_a_model_with_context_reads_the_last_steps(small_source: Source
     assert not np.allclose(want, relative_stats_from_segments(tr, 90), rtol=0.02)
 
 
-def test_ema_keeps_the_average_of_the_weights(small_source: Source,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    """With ``ema_decay`` the saved model is the moving average of every step's weights (the
-    first step's weights, then d * avg + (1 - d) * new), not the last step's weights."""
+def record_steps(monkeypatch: pytest.MonkeyPatch) -> list[list[torch.Tensor]]:
+    """Every AdamW step's weights from now on, in order, appended to the returned list."""
     steps: list[list[torch.Tensor]] = []
     step = torch.optim.AdamW.step
 
@@ -568,6 +566,14 @@ def test_ema_keeps_the_average_of_the_weights(small_source: Source,
         return out
 
     monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    return steps
+
+
+def test_ema_keeps_the_average_of_the_weights(small_source: Source,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``ema_decay`` the saved model is the moving average of every step's weights (the
+    first step's weights, then d * avg + (1 - d) * new), not the last step's weights."""
+    steps = record_steps(monkeypatch)
     d = 0.8
     res = train([small_source], tiny_model_config(),
                 tiny_train_config(epochs=1, calibrate=False, ema_decay=d),
@@ -589,15 +595,7 @@ def test_keep_last_runs_every_epoch_and_keeps_the_final_weights(
         small_source: Source, monkeypatch: pytest.MonkeyPatch) -> None:
     """``early_stopping.keep: last``: patience never stops the run, and the saved weights are
     the last step's, whichever epoch scored best; ``best`` (the default) stops and restores."""
-    steps: list[list[torch.Tensor]] = []
-    step = torch.optim.AdamW.step
-
-    def recording_step(self, *a, **kw):
-        out = step(self, *a, **kw)
-        steps.append([p.detach().clone() for g in self.param_groups for p in g["params"]])
-        return out
-
-    monkeypatch.setattr(torch.optim.AdamW, "step", recording_step)
+    steps = record_steps(monkeypatch)
     # min_delta 1 is more than any PR-AUC can improve: only epoch 1 counts as the best
     stop = {"patience": 1, "min_delta": 1.0}
     res = train([small_source], tiny_model_config(),
