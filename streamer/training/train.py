@@ -118,9 +118,9 @@ class EarlyStoppingConfig(_Section):
     keep: Literal["best", "last"] = Field(
         "best", description="best: the epoch with the best metric is kept, and training stops "
         "after `patience` epochs without improvement; last: every epoch runs and the final "
-        "weights are kept (the metric is still logged). Why last: on ~13 validation heats the "
-        "best epoch is a noisy pick, and it has picked epoch 3 of 10, with the learning rate "
-        "still at 79 %")
+        "weights are kept (the metric is still logged). Tried because the best epoch on ~13 "
+        "validation heats is a noisy pick; on two runs the last epoch was worse "
+        "(docs/training.md, \"The last epoch's weights\")")
 
 
 class TrainConfig(_Section):
