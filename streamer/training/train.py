@@ -536,7 +536,8 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
     kept = model if ema is None else ema.module
     higher = cfg.early_stopping.metric == "mean_pr_auc"
     keep_last = cfg.early_stopping.keep == "last"
-    best_val, best_epoch, best_state, bad_epochs = None, 0, None, 0
+    best_val, best_epoch, bad_epochs = None, 0, 0
+    kept_epoch, kept_state = 0, None  # the weights to save and the epoch they are from
     history: list[dict[str, Any]] = []
     stopped = "epochs"
     budget_s = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
@@ -589,10 +590,11 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
             + f" ({train_s:.0f} s){' *' if improved else ''}")
         if improved:
             best_val, best_epoch, bad_epochs = value, epoch, 0
-            if not keep_last:
-                best_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
         else:
             bad_epochs += 1
+        if improved or keep_last:
+            kept_epoch = epoch
+            kept_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
         if out_of_time:
             stopped = "max_minutes"
             break
@@ -600,10 +602,7 @@ def train(sources: Sequence[Source], model_config: dict[str, Any], cfg: TrainCon
             stopped = "early_stopping"
             break
 
-    kept_epoch = len(history) if keep_last else best_epoch
-    if keep_last:
-        best_state = {k: v.detach().clone() for k, v in kept.state_dict().items()}
-    model.load_state_dict(best_state)
+    model.load_state_dict(kept_state)
     model.eval()
     scored = score_segments(model, val_segs, window, cfg.min_fill, 1, device=device)
     raw_metrics = window_metrics(scored.y, scored.logits, defect_types)
